@@ -1,0 +1,18 @@
+{{
+    config(
+        alias='alaqan_visits_quarantine',
+        partition_by=['visit_date'],
+    )
+}}
+-- silver.alaqan_visits_quarantine: bronze events that failed silver validation, with the reason.
+select
+    visit_date,
+    iin,
+    event,
+    event_time,
+    raw_json,
+    rejection_reason as reason,
+    run_id,
+    loaded_at
+from {{ ref('int_alaqan__visits_validated') }}
+where rejection_reason is not null

@@ -1,0 +1,79 @@
+"""Where the lakehouse lives: one place that turns environment variables into platform settings.
+
+Embedded default (no variables set): everything under ``$ELT_HOME`` (``<repo>/.local``) — a SQLite
+Iceberg catalog, a local warehouse, a landing area for raw responses and quality results. Production
+sets the variables listed in ``.env.example`` (REST catalog, S3 warehouse and landing).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from spark_jobs.session import CATALOG_NAME, session_conf
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    """Resolved lakehouse settings (no secrets are kept here)."""
+
+    home: Path
+    catalog_type: str
+    catalog_uri: str
+    warehouse: str
+    landing_uri: str
+    quality_uri: str
+    s3_endpoint: str | None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> PlatformConfig:
+        """Read the ``ELT_*`` variables, falling back to the embedded layout under ``ELT_HOME``."""
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("ELT_HOME", REPO_ROOT / ".local")).resolve()
+        return cls(
+            home=home,
+            catalog_type=env.get("ELT_ICEBERG_CATALOG_TYPE", "sql"),
+            catalog_uri=env.get("ELT_ICEBERG_CATALOG_URI", f"sqlite:///{home / 'catalog.db'}"),
+            warehouse=env.get("ELT_ICEBERG_WAREHOUSE", (home / "warehouse").as_uri()),
+            landing_uri=env.get("ELT_LANDING_URI", (home / "landing").as_uri()),
+            quality_uri=env.get("ELT_QUALITY_URI", (home / "quality").as_uri()),
+            s3_endpoint=env.get("ELT_S3_ENDPOINT") or None,
+        )
+
+    def pyiceberg_properties(self) -> dict[str, str]:
+        """Properties for ``pyiceberg.catalog.load_catalog`` naming the same catalog Spark mounts."""
+        props = {"type": self.catalog_type, "uri": self.catalog_uri, "warehouse": self.warehouse}
+        if self.s3_endpoint:
+            props.update({"s3.endpoint": self.s3_endpoint, "s3.path-style-access": "true"})
+        return props
+
+    def ensure_local_dirs(self) -> None:
+        """Create the embedded directories (no-op for remote URIs)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        for uri in (self.warehouse, self.landing_uri, self.quality_uri):
+            if uri.startswith("file://"):
+                Path(uri[len("file://") :]).mkdir(parents=True, exist_ok=True)
+
+
+def dbt_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment variables ``dbt/profiles.yml`` reads, derived from the same settings as Spark.
+
+    Keeping the derivation here means dbt, Spark jobs and pyiceberg cannot disagree on the catalog.
+    """
+    conf = session_conf(env)
+    prefix = f"spark.sql.catalog.{CATALOG_NAME}"
+    out = {
+        "ELT_SPARK_MASTER": conf["spark.master"],
+        "ELT_SPARK_PACKAGES": conf["spark.jars.packages"],
+        "ELT_SPARK_IVY": conf["spark.jars.ivy"],
+        "ELT_SPARK_DRIVER_MEMORY": conf["spark.driver.memory"],
+        "ELT_SPARK_WAREHOUSE_DIR": conf["spark.sql.warehouse.dir"],
+        "ELT_SPARK_DRIVER_OPTS": conf["spark.driver.extraJavaOptions"],
+        "ELT_ICEBERG_SPARK_TYPE": conf[f"{prefix}.type"],
+        "ELT_ICEBERG_SPARK_URI": conf[f"{prefix}.uri"],
+        "ELT_ICEBERG_SPARK_WAREHOUSE": conf[f"{prefix}.warehouse"],
+    }
+    return out

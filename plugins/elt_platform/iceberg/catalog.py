@@ -1,0 +1,23 @@
+"""The platform's Iceberg catalog as pyiceberg sees it (the same one Spark mounts as ``lakehouse``)."""
+
+from __future__ import annotations
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog import load_catalog as _load_catalog
+
+from elt_platform.config import PlatformConfig
+from spark_jobs.session import CATALOG_NAME
+
+
+def load_catalog(config: PlatformConfig | None = None) -> Catalog:
+    """Open the lakehouse catalog named by the environment (``ELT_ICEBERG_*``).
+
+    Args:
+        config: settings to use instead of the environment.
+
+    Returns:
+        A pyiceberg catalog: ``SqlCatalog`` embedded, ``RestCatalog`` in production.
+    """
+    config = config or PlatformConfig.from_env()
+    config.ensure_local_dirs()
+    return _load_catalog(CATALOG_NAME, **config.pyiceberg_properties())

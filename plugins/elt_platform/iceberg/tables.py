@@ -1,0 +1,147 @@
+"""Table declarations from ``schemas/`` turned into Iceberg schemas, partition specs and Arrow schemas.
+
+A YAML file under ``schemas/bronze/<source>/`` is the single description of a bronze table: the
+writer creates the table from it, evolves it when a column is added, and builds Arrow batches in its
+column order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+)
+
+from elt_platform.config import REPO_ROOT
+
+SCHEMAS_DIR = REPO_ROOT / "schemas"
+
+_ICEBERG_TYPES: dict[str, IcebergType] = {
+    "string": StringType(),
+    "date": DateType(),
+    "timestamp": TimestampType(),
+    "timestamptz": TimestamptzType(),
+    "int": IntegerType(),
+    "long": LongType(),
+    "double": DoubleType(),
+    "boolean": BooleanType(),
+}
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.large_string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+}
+
+
+class TableSpecError(ValueError):
+    """A file under ``schemas/`` does not describe a valid table."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column."""
+
+    name: str
+    type: str
+    required: bool = False
+    doc: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A bronze table as declared in ``schemas/``."""
+
+    identifier: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def namespace(self) -> str:
+        return self.identifier.split(".", 1)[0]
+
+    def iceberg_schema(self) -> Schema:
+        """The Iceberg schema, field ids numbered from 1 in declaration order."""
+        return Schema(
+            *(
+                NestedField(i, c.name, _iceberg_type(c.type), required=c.required, doc=c.doc)
+                for i, c in enumerate(self.columns, start=1)
+            )
+        )
+
+    def partition_spec(self) -> PartitionSpec:
+        """Identity partitioning on the declared columns."""
+        ids = {c.name: i for i, c in enumerate(self.columns, start=1)}
+        return PartitionSpec(
+            *(
+                PartitionField(
+                    source_id=ids[name], field_id=1000 + n, transform=IdentityTransform(), name=name
+                )
+                for n, name in enumerate(self.partition_by)
+            )
+        )
+
+    def arrow_schema(self) -> pa.Schema:
+        """Arrow schema matching the table, for building write batches."""
+        return pa.schema(
+            [pa.field(c.name, _ARROW_TYPES[c.type], nullable=not c.required) for c in self.columns]
+        )
+
+
+def _iceberg_type(name: str) -> IcebergType:
+    if name.startswith("decimal("):
+        precision, scale = (int(p) for p in name[len("decimal(") : -1].split(","))
+        return DecimalType(precision, scale)
+    return _ICEBERG_TYPES[name]
+
+
+def load_spec(relative_path: str, root: Path = SCHEMAS_DIR) -> TableSpec:
+    """Read one declaration, e.g. ``load_spec("bronze/alaqan/visits.yaml")``.
+
+    Raises:
+        TableSpecError: unknown type, partition column not declared, or missing keys.
+    """
+    path = root / relative_path
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        columns = tuple(
+            Column(c["name"], c["type"], bool(c.get("required", False)), c.get("doc")) for c in doc["columns"]
+        )
+        spec = TableSpec(
+            identifier=doc["table"],
+            columns=columns,
+            partition_by=tuple(doc.get("partition_by", ())),
+            description=doc.get("description", ""),
+        )
+    except (KeyError, TypeError) as exc:
+        raise TableSpecError(f"{path}: missing or malformed key {exc}") from exc
+    names = {c.name for c in columns}
+    for column in columns:
+        if column.type not in _ICEBERG_TYPES and not column.type.startswith("decimal("):
+            raise TableSpecError(f"{path}: column {column.name!r} has unknown type {column.type!r}")
+    for name in spec.partition_by:
+        if name not in names:
+            raise TableSpecError(f"{path}: partition column {name!r} is not declared")
+    return spec

@@ -1,0 +1,1 @@
+"""Transformations run from Airflow: dbt (silver/gold) on the shared Spark session."""

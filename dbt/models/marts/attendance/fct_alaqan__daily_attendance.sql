@@ -5,12 +5,49 @@
     )
 }}
 -- gold.alaqan_daily_attendance: one row per person and day. Rebuilt for every calendar year the
--- run's interval touches (the table is partitioned by year).
+-- run's interval touches (the table is partitioned by year). The hours rule is documented in
+-- _attendance__models.yml and pinned by its unit tests.
 with
+
+events as (
+
+    select
+        visit_date,
+        iin,
+        event,
+        event_datetime
+    from {{ ref('stg_alaqan__visits') }}
+    where {{ in_data_interval_years('visit_date') }}
+
+),
+
+ordered as (
+
+    select
+        *,
+        lag(event) over day_order as previous_event,
+        lag(event_datetime) over day_order as previous_datetime,
+        lead(event) over day_order as next_event
+    from events
+    window day_order as (partition by visit_date, iin order by event_datetime, event)
+
+),
 
 intervals as (
 
-    select * from {{ ref('int_alaqan__visit_intervals') }}
+    select
+        visit_date,
+        iin,
+        event,
+        event_datetime,
+        case
+            when event = 'exit' and previous_event = 'entry'
+                then unix_timestamp(event_datetime) - unix_timestamp(previous_datetime)
+            else 0
+        end as closed_seconds,
+        (event = 'entry' and coalesce(next_event, '') != 'exit')
+        or (event = 'exit' and coalesce(previous_event, '') != 'entry') as is_unpaired
+    from ordered
 
 ),
 

@@ -11,7 +11,7 @@ with
 
 validated as (
 
-    select * from {{ ref('int_alaqan__visits_validated') }}
+    select * from ({{ alaqan_validated_visits(source('alaqan', 'alaqan_visits')) }}) as checked
     where rejection_reason is null
 
 ),

@@ -14,5 +14,5 @@ select
     rejection_reason as reason,
     run_id,
     loaded_at
-from {{ ref('int_alaqan__visits_validated') }}
+from ({{ alaqan_validated_visits(source('alaqan', 'alaqan_visits')) }}) as checked
 where rejection_reason is not null

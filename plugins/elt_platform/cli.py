@@ -1,0 +1,184 @@
+"""Command line of the platform: ``python -m elt_platform.cli <command>`` (wrapped by the Makefile).
+
+Commands:
+    run        the main job: Alaqan sandbox → extract_alaqan → transform_alaqan for a window (make run)
+    sql        Spark SQL over the lakehouse: interactive prompt, or ``-e QUERY`` (make sql)
+    counts     rows per layer and quarantine
+    snapshots  a table's snapshots with the run that wrote each
+    rollback   set a table back to the snapshot before a run's first commit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from datetime import date, timedelta
+
+from elt_platform.config import PlatformConfig
+
+LAYER_TABLES = (
+    "bronze.alaqan_visits",
+    "bronze.alaqan_visits_quarantine",
+    "silver.alaqan_visits",
+    "silver.alaqan_visits_quarantine",
+    "gold.alaqan_daily_attendance",
+    "gold.alaqan_monthly_summary",
+)
+
+
+def table_counts(tables=LAYER_TABLES) -> dict[str, int | None]:
+    """Row counts from Iceberg metadata (snapshot summaries): no data file is read."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from elt_platform.iceberg.catalog import load_catalog
+
+    catalog = load_catalog()
+    counts: dict[str, int | None] = {}
+    for name in tables:
+        try:
+            snapshot = catalog.load_table(name).current_snapshot()
+        except NoSuchTableError:
+            counts[name] = None
+            continue
+        summary = snapshot.summary if snapshot else None
+        counts[name] = int(summary["total-records"]) if summary and "total-records" in summary else 0
+    return counts
+
+
+def _alaqan_connection(server) -> str:
+    return json.dumps({"conn_type": "http", "host": server.base_url, "password": server.api_key})
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from elt_platform.local_run import test_dag
+
+    end = date.fromisoformat(args.end) if args.end else date.today()
+    start = date.fromisoformat(args.start) if args.start else end - timedelta(days=args.days)
+    conf = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+    server = None
+    if "AIRFLOW_CONN_ALAQAN_DEFAULT" not in os.environ:
+        from elt_platform.sandbox.alaqan.generator import AlaqanDataset
+        from elt_platform.sandbox.alaqan.server import SandboxServer
+
+        server = SandboxServer(AlaqanDataset(seed=args.seed, employees=args.employees)).start()
+        os.environ["AIRFLOW_CONN_ALAQAN_DEFAULT"] = _alaqan_connection(server)
+        print(f"» Alaqan sandbox: {server.root_url} ({args.employees} employees, seed {args.seed})")
+    began = time.monotonic()
+    try:
+        print(f"» extract_alaqan  [{start}, {end})")
+        test_dag("extract_alaqan", conf)
+        print(f"» transform_alaqan [{start}, {end})")
+        test_dag("transform_alaqan", conf)
+    finally:
+        if server is not None:
+            server.stop()
+    print_summary(time.monotonic() - began)
+    return 0
+
+
+def print_summary(seconds: float) -> None:
+    config = PlatformConfig.from_env()
+    counts = table_counts()
+    print(f"\n✔ Alaqan pipeline finished in {seconds:.0f}s\n")
+    print(f"  {'table':40} {'rows':>10}")
+    for name, count in counts.items():
+        print(f"  {name:40} {'-' if count is None else f'{count:,}':>10}")
+    print(f"\n  warehouse:       {config.warehouse}")
+    print(f"  catalog:         {config.catalog_uri}")
+    print(f"  raw responses:   {config.landing_uri}/alaqan")
+    print(f"  quality results: {config.quality_uri}  (Data Docs: {config.home / 'gx'})")
+    print(
+        "  query gold:      make sql   (or: make sql Q='select * from gold.alaqan_monthly_summary limit 10')"
+    )
+    print("  Airflow UI:      make airflow  → http://localhost:8080 (DAGs extract_alaqan, transform_alaqan)")
+
+
+def cmd_counts(_args: argparse.Namespace) -> int:
+    for name, count in table_counts().items():
+        print(f"{name:40} {'-' if count is None else count:>10}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from spark_jobs.session import build_session
+
+    spark = build_session("sql")
+    if args.execute:
+        spark.sql(args.execute).show(args.limit, truncate=False)
+        return 0
+    print("Spark SQL on the lakehouse (catalog 'lakehouse': bronze, silver, gold). End a statement with ';'.")
+    print("Try: show tables in gold;  select * from gold.alaqan_monthly_summary limit 10;  quit;")
+    buffer: list[str] = []
+    while True:
+        try:
+            line = input("sql> " if not buffer else "...> ")
+        except EOFError:
+            return 0
+        if line.strip().lower() in {"quit", "exit", "quit;", "exit;"}:
+            return 0
+        buffer.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(buffer).rstrip().rstrip(";")
+            buffer.clear()
+            try:
+                spark.sql(statement).show(args.limit, truncate=False)
+            except Exception as exc:  # noqa: BLE001 - a prompt reports and continues
+                print(f"error: {exc}".splitlines()[0])
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    from elt_platform.iceberg.maintenance import list_snapshots
+
+    for row in list_snapshots(args.table):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from elt_platform.iceberg.maintenance import rollback_run
+
+    snapshot_id = rollback_run(args.table, args.run_id)
+    print(f"{args.table}: current snapshot is now {snapshot_id} (state before run {args.run_id})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m elt_platform.cli", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the Alaqan pipeline end to end against the sandbox")
+    run.add_argument("--days", type=int, default=30, help="window length ending today (default 30)")
+    run.add_argument("--start", help="first day (YYYY-MM-DD), overrides --days")
+    run.add_argument("--end", help="day after the last one (default today)")
+    run.add_argument("--employees", type=int, default=300, help="sandbox roster size")
+    run.add_argument("--seed", type=int, default=42, help="sandbox data seed")
+    run.set_defaults(func=cmd_run)
+    sql = sub.add_parser("sql", help="Spark SQL over the lakehouse")
+    sql.add_argument("-e", "--execute", help="run one statement and exit")
+    sql.add_argument("--limit", type=int, default=50)
+    sql.set_defaults(func=cmd_sql)
+    sub.add_parser("counts", help="rows per table").set_defaults(func=cmd_counts)
+    snaps = sub.add_parser("snapshots", help="list snapshots with their run ids")
+    snaps.add_argument("table")
+    snaps.set_defaults(func=cmd_snapshots)
+    rollback = sub.add_parser("rollback", help="undo a run's commits on a table")
+    rollback.add_argument("table")
+    rollback.add_argument("--run-id", required=True)
+    rollback.set_defaults(func=cmd_rollback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("ELT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

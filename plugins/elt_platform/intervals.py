@@ -1,0 +1,65 @@
+"""Which days a run covers: explicit params, the run's data interval, or its triggering asset events.
+
+Pure functions over plain values so that scheduled runs, backfills, manual triggers and
+asset-triggered runs all resolve the same way and can be tested without Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+
+
+class IntervalError(ValueError):
+    """The run's interval cannot be determined or is inverted."""
+
+
+def _as_date(value: object) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def resolve_interval(
+    params: Mapping[str, object] | None,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    *,
+    today: date,
+) -> tuple[date, date]:
+    """The half-open day interval ``[start, end)`` a run must load.
+
+    Precedence: ``params.start_date``/``params.end_date`` (manual runs, ``make run``), then the run's
+    data interval (scheduled runs and backfills), then yesterday.
+
+    Raises:
+        IntervalError: the interval ends before it starts.
+    """
+    params = params or {}
+    start, end = _as_date(params.get("start_date")), _as_date(params.get("end_date"))
+    if start or end:
+        start = start or (end - timedelta(days=1))
+        end = end or (start + timedelta(days=1))
+    else:
+        start, end = _as_date(data_interval_start), _as_date(data_interval_end)
+        if not start or not end or end <= start:
+            start, end = today - timedelta(days=1), today
+    if end <= start:
+        raise IntervalError(f"interval [{start}, {end}) is empty or inverted")
+    return start, end
+
+
+def interval_from_events(extras: Iterable[Mapping[str, object]]) -> tuple[date, date] | None:
+    """Cover every interval named by asset events' extras (``start``/``end``); None if none do."""
+    starts, ends = [], []
+    for extra in extras:
+        if extra and extra.get("start") and extra.get("end"):
+            starts.append(_as_date(extra["start"]))
+            ends.append(_as_date(extra["end"]))
+    if not starts:
+        return None
+    return min(starts), max(ends)

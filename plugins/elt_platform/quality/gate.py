@@ -1,0 +1,174 @@
+"""Great Expectations checkpoints that gate a layer for one data interval.
+
+A suite is declared in ``schemas/quality/<suite>.yaml`` (expectation name → arguments). The gate
+reads the interval's rows of the table through pyiceberg, runs a GX 1.x checkpoint in a file-backed
+context under ``$ELT_HOME/gx`` (so Data Docs accumulate there), writes the full result as JSON to the
+quality area and raises :class:`QualityGateError` when any expectation fails, which fails the task
+and stops everything downstream. Log lines name the failed expectations and their counts, never the
+offending values (they may be personal data); those stay in the stored result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import yaml
+from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+from elt_platform.config import REPO_ROOT, PlatformConfig
+from elt_platform.iceberg.catalog import load_catalog
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = REPO_ROOT / "schemas" / "quality"
+
+
+class QualityGateError(RuntimeError):
+    """At least one expectation failed; the message lists which, with unexpected counts."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of one gate run."""
+
+    suite: str
+    success: bool
+    rows: int
+    evaluated: int
+    failed: list[str]
+    result_uri: str
+    data_docs: str | None
+
+
+def _expectation(name: str, kwargs: dict):
+    import great_expectations as gx
+
+    class_name = "".join(part.capitalize() for part in name.split("_"))
+    try:
+        return getattr(gx.expectations, class_name)(**kwargs)
+    except AttributeError as exc:
+        raise ValueError(f"unknown expectation {name!r}") from exc
+
+
+def load_suite(name: str) -> dict:
+    """Read ``schemas/quality/<name>.yaml``."""
+    return yaml.safe_load((SUITES_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+def run_gate(suite_name: str, start: date, end: date, *, run_id: str = "manual") -> GateResult:
+    """Validate the ``[start, end)`` slice of the suite's table.
+
+    Args:
+        suite_name: file stem under ``schemas/quality``.
+        start: first day of the interval.
+        end: day after the last one.
+        run_id: recorded with the result.
+
+    Returns:
+        The gate outcome (only when it passed).
+
+    Raises:
+        QualityGateError: an expectation failed.
+    """
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    import pandas as pd
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    spec = load_suite(suite_name)
+    config = PlatformConfig.from_env()
+    column = spec["date_column"]
+    table = load_catalog(config).load_table(spec["table"])
+    frame = table.scan(
+        row_filter=And(GreaterThanOrEqual(column, start.isoformat()), LessThan(column, end.isoformat()))
+    ).to_pandas()
+    log.info("quality gate %s: %d rows of %s for [%s, %s)", suite_name, len(frame), spec["table"], start, end)
+
+    context = gx.get_context(mode="file", project_root_dir=str(config.home / "gx"))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_or_update_pandas(name="lakehouse")
+    try:
+        asset = source.get_asset(spec["table"])
+    except LookupError:
+        asset = source.add_dataframe_asset(name=spec["table"])
+    try:
+        batch = asset.get_batch_definition("interval")
+    except (KeyError, LookupError):
+        batch = asset.add_batch_definition_whole_dataframe("interval")
+
+    expectations = [
+        _expectation(name, dict(kwargs)) for item in spec["expectations"] for name, kwargs in item.items()
+    ]
+    expectations.append(
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column=column,
+            min_value=datetime.combine(start, time.min),
+            max_value=datetime.combine(end - timedelta(days=1), time.min),
+        )
+    )
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite_name,
+            validation_definitions=[validation],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format="SUMMARY",
+        )
+    )
+    frame[column] = pd.to_datetime(frame[column])
+    outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_id))
+
+    results = [r for v in outcome.run_results.values() for r in v.results]
+    failed = [_describe_failure(r, len(frame)) for r in results if not r.success]
+    result_uri = _store_result(config, suite_name, start, end, outcome.describe_dict())
+    docs = context.get_docs_sites_urls()
+    gate = GateResult(
+        suite=suite_name,
+        success=bool(outcome.success),
+        rows=len(frame),
+        evaluated=len(results),
+        failed=failed,
+        result_uri=result_uri,
+        data_docs=docs[0]["site_url"] if docs else None,
+    )
+    log.info(
+        "quality gate %s: %d/%d expectations passed; result %s",
+        suite_name,
+        len(results) - len(failed),
+        len(results),
+        result_uri,
+    )
+    if not gate.success:
+        raise QualityGateError(
+            f"{suite_name} failed for [{start}, {end}): " + "; ".join(failed) + f" (details: {result_uri})"
+        )
+    return gate
+
+
+def _describe_failure(result, rows: int) -> str:
+    kwargs = result.expectation_config.kwargs
+    target = kwargs.get("column") or kwargs.get("column_list", "")
+    unexpected = result.result.get("unexpected_count", "?")
+    return f"{result.expectation_config.type}({target}): {unexpected} unexpected of {rows}"
+
+
+def _store_result(config: PlatformConfig, suite: str, start: date, end: date, result: dict) -> str:
+    if not config.quality_uri.startswith("file://"):
+        from pyarrow import fs
+
+        filesystem, root = fs.FileSystem.from_uri(config.quality_uri)
+        path = f"{root}/{suite}/{start}_{end}.json"
+        with filesystem.open_output_stream(path) as out:
+            out.write(json.dumps(result, default=str, indent=1).encode())
+        return f"{config.quality_uri}/{suite}/{start}_{end}.json"
+    path = Path(config.quality_uri[len("file://") :]) / suite / f"{start}_{end}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, default=str, indent=1), encoding="utf-8")
+    return path.as_uri()

@@ -1,0 +1,1 @@
+"""Tests for the CommerceML source (parser and exchange packages)."""

@@ -85,6 +85,7 @@ _RECORD_TAGS = (
     "Группа",
     "Свойство",
     "СвойствоНоменклатуры",
+    "Справочник",
     "ТипЦены",
     "Склад",
     "ЕдиницаИзмерения",
@@ -200,6 +201,14 @@ def _text(el: Any) -> str | None:
         return None
     text = text.strip()
     return text or None
+
+
+def _attr(el: Any, name: str) -> str | None:
+    value = el.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
 
 
 def _full_text(el: Any) -> str | None:
@@ -593,6 +602,7 @@ class _FileParser:
             "Группа": self._group,
             "Свойство": self._property,
             "СвойствоНоменклатуры": self._property,
+            "Справочник": self._option,
             "ТипЦены": self._price_type,
             "Склад": self._warehouse,
             "ЕдиницаИзмерения": self._unit,
@@ -681,7 +691,7 @@ class _FileParser:
         rec.update(addresses=[], contacts=[], representatives=[], bank_accounts=[], _mark=None)
         _collect_contragent(el, rec, _LN)
         mark = rec.pop("_mark")
-        rec["deleted"] = _is_deleted(mark, el.get("Статус"))
+        rec["deleted"] = _is_deleted(mark, _attr(el, "Статус"))
         by_kind = {a["kind"]: a["presentation"] for a in rec["addresses"]}
         rec["registration_address"] = by_kind.get("АдресРегистрации")
         rec["legal_address"] = by_kind.get("ЮридическийАдрес")
@@ -725,7 +735,7 @@ class _FileParser:
                     "path_ids": [a[0] for a in ancestors] + [group_id],
                     "depth": len(ancestors),
                     "description": _child_text(kids, "Описание"),
-                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), el.get("Статус")),
+                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), _attr(el, "Статус")),
                     "version": _child_text(kids, "НомерВерсии"),
                     "source_file": self.source_file,
                     "sourceline": el.sourceline,
@@ -759,7 +769,7 @@ class _FileParser:
                     "external": _flag(_child_text(kids, "Внешний")),
                     "informational": _flag(_child_text(kids, "Информационное")),
                     "description": _child_text(kids, "Описание"),
-                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), el.get("Статус")),
+                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), _attr(el, "Статус")),
                     "version": _child_text(kids, "НомерВерсии"),
                     "source_file": self.source_file,
                     "sourceline": el.sourceline,
@@ -768,32 +778,53 @@ class _FileParser:
         ]
         variants = kids.get("ВариантыЗначений")
         if variants is not None:
+            # <Справочник> options were already streamed by _option; plain <Значение> ones remain.
             ln = _LN
             for v in variants:
-                local = ln[v.tag]
-                if local == "Справочник":
-                    vk = _children(v)
-                    value_id = _child_text(vk, "ИдЗначения")
-                    value = _child_text(vk, "Значение")
-                    if value_id is not None:
-                        dictionary.values[(property_id, value_id)] = value
-                elif local == "Значение":
-                    value_id, value = None, _text(v)
-                else:
-                    continue
-                out.append(
-                    (
-                        "property_options",
-                        {
-                            "property_id": property_id,
-                            "value_id": value_id,
-                            "value": value,
-                            "source_file": self.source_file,
-                            "sourceline": v.sourceline,
-                        },
+                if ln[v.tag] == "Значение":
+                    out.append(
+                        (
+                            "property_options",
+                            {
+                                "property_id": property_id,
+                                "value_id": None,
+                                "value": _text(v),
+                                "source_file": self.source_file,
+                                "sourceline": v.sourceline,
+                            },
+                        )
                     )
-                )
         return out
+
+    def _option(self, el: Any) -> list[tuple[str, Record]] | None:
+        # Streamed one by one: a dictionary property can carry tens of thousands of values.
+        parent = el.getparent()
+        if parent is None or _LN[parent.tag] != "ВариантыЗначений":
+            return None
+        prop = parent.getparent()
+        property_id = None
+        if prop is not None:
+            for c in prop:  # Ид comes first, long before the options
+                if _LN[c.tag] == "Ид":
+                    property_id = _text(c)
+                    break
+        kids = _children(el)
+        value_id = _child_text(kids, "ИдЗначения")
+        value = _child_text(kids, "Значение")
+        if value_id is not None:
+            self.dictionary.values[(property_id, value_id)] = value
+        return [
+            (
+                "property_options",
+                {
+                    "property_id": property_id,
+                    "value_id": value_id,
+                    "value": value,
+                    "source_file": self.source_file,
+                    "sourceline": el.sourceline,
+                },
+            )
+        ]
 
     def _price_type(self, el: Any) -> list[tuple[str, Record]] | None:
         parent = el.getparent()
@@ -812,7 +843,7 @@ class _FileParser:
                     "tax_name": _child_text(tax_kids, "Наименование"),
                     "tax_included": _flag(_child_text(tax_kids, "УчтеноВСумме")),
                     "description": _child_text(kids, "Описание"),
-                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), el.get("Статус")),
+                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), _attr(el, "Статус")),
                     "version": _child_text(kids, "НомерВерсии"),
                     "source_file": self.source_file,
                     "sourceline": el.sourceline,
@@ -841,7 +872,7 @@ class _FileParser:
                     "comment": _child_text(kids, "Комментарий"),
                     "address": _address(address)["presentation"] if address is not None else None,
                     "contacts": _contacts(contacts) if contacts is not None else [],
-                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), el.get("Статус")),
+                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), _attr(el, "Статус")),
                     "version": _child_text(kids, "НомерВерсии"),
                     "source_file": self.source_file,
                     "sourceline": el.sourceline,
@@ -863,7 +894,7 @@ class _FileParser:
                     "name": _child_text(kids, "НаименованиеКраткое"),
                     "full_name": _child_text(kids, "НаименованиеПолное"),
                     "international_abbreviation": _child_text(kids, "МеждународноеСокращение"),
-                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), el.get("Статус")),
+                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), _attr(el, "Статус")),
                     "version": _child_text(kids, "НомерВерсии"),
                     "source_file": self.source_file,
                     "sourceline": el.sourceline,
@@ -921,8 +952,8 @@ class _FileParser:
             "group_ids": [g for g in group_ids if g is not None],
             "description": _full_text(description) if description is not None else None,
             "unit": _text(unit) if unit is not None else None,
-            "unit_code": unit.get("Код") if unit is not None else None,
-            "unit_name": unit.get("НаименованиеПолное") if unit is not None else None,
+            "unit_code": _attr(unit, "Код") if unit is not None else None,
+            "unit_name": _attr(unit, "НаименованиеПолное") if unit is not None else None,
             "barcode": barcodes[0] if barcodes else None,
             "barcodes": barcodes,
             "country": _child_text(kids, "Страна"),
@@ -930,9 +961,9 @@ class _FileParser:
             "manufacturer_id": _child_text(maker_kids, "Ид"),
             "manufacturer": _child_text(maker_kids, "Наименование"),
             "brand": brand,
-            "status": el.get("Статус") or _child_text(kids, "Статус"),
+            "status": _attr(el, "Статус") or _child_text(kids, "Статус"),
             "deleted": _is_deleted(
-                _child_text(kids, "ПометкаУдаления"), el.get("Статус") or _child_text(kids, "Статус")
+                _child_text(kids, "ПометкаУдаления"), _attr(el, "Статус") or _child_text(kids, "Статус")
             ),
             "version": _child_text(kids, "НомерВерсии"),
             "images": images,
@@ -976,7 +1007,7 @@ class _FileParser:
         out: list[tuple[str, Record]] = []
         if descriptive:
             unit = kids.get("БазоваяЕдиница")
-            status = el.get("Статус") or _child_text(kids, "Статус")
+            status = _attr(el, "Статус") or _child_text(kids, "Статус")
             out.append(
                 (
                     "offers",
@@ -988,7 +1019,7 @@ class _FileParser:
                         "sku": _child_text(kids, "Артикул"),
                         "barcode": _child_text(kids, "Штрихкод"),
                         "unit": _text(unit) if unit is not None else None,
-                        "unit_code": unit.get("Код") if unit is not None else None,
+                        "unit_code": _attr(unit, "Код") if unit is not None else None,
                         "quantity": quantity,
                         "status": status,
                         "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), status),
@@ -1034,8 +1065,8 @@ class _FileParser:
                         "offer_id": raw_id,
                         "product_id": product_id,
                         "characteristic_id": characteristic_id,
-                        "warehouse_id": (stock.get("ИдСклада") or "").strip() or None,
-                        "quantity": (stock.get("КоличествоНаСкладе") or "").strip() or None,
+                        "warehouse_id": _attr(stock, "ИдСклада"),
+                        "quantity": _attr(stock, "КоличествоНаСкладе"),
                         "shape": "attribute",
                         "source_file": source_file,
                         "sourceline": stock.sourceline,
@@ -1165,7 +1196,7 @@ class _FileParser:
                     "sum": _child_text(kids, "Сумма"),
                     "comment": _child_text(kids, "Комментарий"),
                     "payment_due": _child_text(kids, "СрокПлатежа"),
-                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), el.get("Статус")),
+                    "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), _attr(el, "Статус")),
                     "version": _child_text(kids, "НомерВерсии"),
                     "contragent_ids": [c["id"] for c in contragents],
                     "contragent_roles": [c["role"] for c in contragents],
@@ -1208,7 +1239,7 @@ class _FileParser:
                             else (_text(base_unit) if base_unit is not None else None),
                             "unit_code": (_child_text(unit_kids, "Код"))
                             if unit is not None
-                            else (base_unit.get("Код") if base_unit is not None else None),
+                            else (_attr(base_unit, "Код") if base_unit is not None else None),
                             "price": _child_text(ik, "ЦенаЗаЕдиницу") or _child_text(ik, "Цена"),
                             "quantity": _child_text(ik, "Количество"),
                             "sum": _child_text(ik, "Сумма"),
@@ -1263,12 +1294,14 @@ class _FileParser:
     # -- driver ------------------------------------------------------------------------------
 
     def header(self, root: Any | None) -> Record:
-        attrs = root.attrib if root is not None else {}
+        """The ``file_headers`` record; a fragment root (bare ``<Классификатор>``) is in ``sections``."""
+
+        def attr(name: str) -> str | None:
+            return _attr(root, name) if root is not None else None
+
         root_name = _LN[root.tag] if root is not None else None
-        if root is not None and root_name in SECTIONS and not self.sections:
-            self._section(root)  # a bare <Классификатор>/<Каталог> fragment is its own section
         flags = [s["contains_only_changes"] for s in self.sections if s["contains_only_changes"] is not None]
-        root_flag = _flag(attrs.get("СодержитТолькоИзменения"))
+        root_flag = _flag(attr("СодержитТолькоИзменения"))
         if root_flag is not None:
             flags.append(root_flag)
         by_section: dict[str, Record] = {}
@@ -1280,9 +1313,9 @@ class _FileParser:
             "source_file": self.source_file,
             "root": root_name,
             "namespace": tag[1:].partition("}")[0] if tag.startswith("{") else None,
-            "schema_version": (attrs.get("ВерсияСхемы") or "").strip() or None,
-            "generated_at": (attrs.get("ДатаФормирования") or "").strip() or None,
-            "exchange_id": (attrs.get("Ид") or "").strip() or None,
+            "schema_version": attr("ВерсияСхемы"),
+            "generated_at": attr("ДатаФормирования"),
+            "exchange_id": attr("Ид"),
             "encoding": root.getroottree().docinfo.encoding if root is not None else None,
             "contains_only_changes": any(flags) if flags else None,
             "classifier_id": (by_section.get("Классификатор") or {}).get("id"),
@@ -1420,8 +1453,8 @@ def _sniff(stream: IO[bytes], name: str, limit: int) -> Record:
                         info["root"] = local
                         tag = el.tag
                         info["namespace"] = tag[1:].partition("}")[0] if tag.startswith("{") else None
-                        info["schema_version"] = (el.get("ВерсияСхемы") or "").strip() or None
-                        info["generated_at"] = (el.get("ДатаФормирования") or "").strip() or None
+                        info["schema_version"] = _attr(el, "ВерсияСхемы")
+                        info["generated_at"] = _attr(el, "ДатаФормирования")
                     parent = stack[-1] if stack else None
                     if local in SECTIONS or parent is None:
                         flag = _flag(el.get("СодержитТолькоИзменения"))

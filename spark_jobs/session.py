@@ -74,6 +74,11 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         conf[f"{prefix}.uri"] = jdbc_uri(uri)
         # Tables shared with pyiceberg's SqlCatalog, which creates the V0 layout.
         conf[f"{prefix}.jdbc.schema-version"] = "V0"
+        # pyiceberg creates the catalog tables (elt_platform.iceberg.catalog.load_catalog runs first).
+        # Iceberg's own initialisation leaves a metadata ResultSet open, i.e. a read transaction
+        # pinned on its pooled SQLite connection: every later Spark commit after a pyiceberg commit
+        # would then fail with SQLITE_BUSY_SNAPSHOT.
+        conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
     if env.get("ELT_S3_ENDPOINT"):
         conf[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
         conf[f"{prefix}.s3.endpoint"] = env["ELT_S3_ENDPOINT"]

@@ -6,6 +6,7 @@ Commands:
     counts     rows per layer and quarantine
     snapshots  a table's snapshots with the run that wrote each
     rollback   set a table back to the snapshot before a run's first commit
+    load-1c    load (or replay) one 1C exchange package — a directory or a zip — into bronze.onec_*
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def cmd_counts(_args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from elt_platform.iceberg.catalog import load_catalog
     from spark_jobs.session import build_session
 
+    load_catalog()  # creates the embedded catalog's tables before Spark mounts it
     spark = build_session("sql")
     if args.execute:
         spark.sql(args.execute).show(args.limit, truncate=False)
@@ -146,6 +149,40 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_1c(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from elt_platform.sources.commerceml.loader import PackageLoadError, load_package, package_kind
+    from elt_platform.sources.commerceml.package import build_manifest
+
+    mode = args.mode
+    if mode == "auto":
+        mode = package_kind(build_manifest(args.path))
+    run_id = args.run_id or f"manual__load-1c__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    try:
+        result = load_package(args.path, run_id=run_id, mode=mode)
+    except PackageLoadError as exc:
+        print(f"✘ package {exc.package_id or '?'} failed (attempt {exc.attempts}): {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
+        return 0
+    print(f"✔ package {result.package_id} loaded in {result.seconds:.1f}s (run {run_id})")
+    print(f"  source:  {result.source}")
+    print(
+        f"  mode:    {result.mode}, {'full export' if result.is_full else 'delta (only changes)'}, "
+        f"schema {result.schema_version or 'mixed'}, attempt {result.attempts}"
+    )
+    print(f"\n  {'table':32} {'rows':>9} {'flagged':>8}  issues")
+    for entity, count in result.counts.items():
+        issues = result.issues.get(entity, {})
+        flagged = ", ".join(f"{code} {n}" for code, n in sorted(issues.items()))
+        print(f"  {'bronze.onec_' + entity:32} {count:>9,} {result.flagged.get(entity, 0):>8,}  {flagged}")
+    if result.skipped:
+        print(f"\n  not written in {result.mode} mode: {result.skipped}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m elt_platform.cli", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("table")
     rollback.add_argument("--run-id", required=True)
     rollback.set_defaults(func=cmd_rollback)
+    load_1c = sub.add_parser(
+        "load-1c", help="load or replay one 1C exchange package (directory or zip) into bronze.onec_*"
+    )
+    load_1c.add_argument("path", help="package directory, .zip or single .xml file")
+    load_1c.add_argument(
+        "--mode",
+        choices=("auto", "catalog", "stocks"),
+        default="auto",
+        help="catalog: all entities; stocks: prices/stocks only; auto (default): by the package's files",
+    )
+    load_1c.add_argument(
+        "--run-id", help="lineage id for rows and snapshots (default manual__load-1c__<time>)"
+    )
+    load_1c.add_argument("--json", action="store_true", help="print the load summary as JSON")
+    load_1c.set_defaults(func=cmd_load_1c)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from importlib import import_module
 
-from airflow.sdk import DAG, Param, dag, get_current_context, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 DEFAULT_ARGS = {
     "retries": 2,
@@ -60,7 +60,8 @@ def build_extract_dag(
 
     Args:
         source: key of ``EXTRACT_PIPELINES``.
-        schedule: cron expression; each run loads its data interval.
+        schedule: cron expression; each run loads its data interval (a cron *data-interval*
+            timetable: the run at 02:00 on day D covers day D-1, as backfills expect).
         owner: team or person answering for the DAG.
         start_date: first data interval (history is loaded with ``airflow backfill create``).
         doc_md: DAG docs (the DAG file's docstring).
@@ -76,7 +77,7 @@ def build_extract_dag(
 
     @dag(
         dag_id=f"extract_{source}",
-        schedule=schedule,
+        schedule=CronDataIntervalTimetable(schedule, timezone="UTC"),
         start_date=start_date,
         catchup=catchup,
         max_active_runs=4,

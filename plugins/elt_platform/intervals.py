@@ -34,7 +34,8 @@ def resolve_interval(
     """The half-open day interval ``[start, end)`` a run must load.
 
     Precedence: ``params.start_date``/``params.end_date`` (manual runs, ``make run``), then the run's
-    data interval (scheduled runs and backfills), then yesterday.
+    data interval (scheduled runs and backfills), then yesterday. A point-in-time interval (a cron
+    *trigger* timetable, where start == end == the run's date) means the day before that date.
 
     Raises:
         IntervalError: the interval ends before it starts.
@@ -46,7 +47,9 @@ def resolve_interval(
         end = end or (start + timedelta(days=1))
     else:
         start, end = _as_date(data_interval_start), _as_date(data_interval_end)
-        if not start or not end or end <= start:
+        if start and end and end == start:
+            start = end - timedelta(days=1)
+        elif not start or not end or end < start:
             start, end = today - timedelta(days=1), today
     if end <= start:
         raise IntervalError(f"interval [{start}, {end}) is empty or inverted")

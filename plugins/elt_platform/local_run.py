@@ -43,8 +43,12 @@ def load_dag(dag_id: str, folder: Path = DAGS_FOLDER):
     return bag.dags[dag_id]
 
 
-def test_dag(dag_id: str, conf: dict | None = None) -> str:
+def test_dag(dag_id: str, conf: dict | None = None, *, retries: bool = False) -> str:
     """Run one DAG to completion with ``dag.test(run_conf=conf)``.
+
+    Task-level retries are switched off unless ``retries`` is set: a local run should fail at once
+    with the real error rather than wait out a production retry delay (HTTP retries still happen
+    inside the clients).
 
     Returns:
         The run id.
@@ -53,6 +57,9 @@ def test_dag(dag_id: str, conf: dict | None = None) -> str:
         DagRunFailed: the run did not succeed; the failed tasks are named.
     """
     dag = load_dag(dag_id)
+    if not retries:
+        for task in dag.tasks:
+            task.retries = 0
     log.info("running %s with %s", dag_id, conf or {})
     run = dag.test(run_conf=conf or {})
     state = str(getattr(run, "state", "")).lower()

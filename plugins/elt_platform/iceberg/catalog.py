@@ -20,4 +20,18 @@ def load_catalog(config: PlatformConfig | None = None) -> Catalog:
     """
     config = config or PlatformConfig.from_env()
     config.ensure_local_dirs()
-    return _load_catalog(CATALOG_NAME, **config.pyiceberg_properties())
+    catalog = _load_catalog(CATALOG_NAME, **config.pyiceberg_properties())
+    if config.catalog_uri.startswith("sqlite"):
+        _use_wal(catalog)
+    return catalog
+
+
+def _use_wal(catalog: Catalog) -> None:
+    """Put the embedded SQLite catalog in WAL mode (persistent, idempotent).
+
+    Spark's JDBC catalog keeps a read transaction open on its connection after a query; in SQLite's
+    default rollback-journal mode that blocks every later commit from pyiceberg in the same process
+    ("database is locked"). In WAL mode readers never block the single writer.
+    """
+    with catalog.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")

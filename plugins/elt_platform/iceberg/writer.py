@@ -81,46 +81,56 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
     return table
 
 
-def replace_dates(
+def replace_slice(
     table: Table,
     data: pa.Table,
     *,
     column: str,
-    dates: Iterable[date],
+    values: Iterable[object],
     commit: CommitInfo,
 ) -> int:
-    """Replace every row whose ``column`` is one of ``dates`` by ``data``, in one commit.
+    """Replace every row whose ``column`` is in ``values`` by ``data``, in one commit.
 
-    A date in ``dates`` with no rows in ``data`` ends up empty: that is how a rerun corrects a day
-    the source has since emptied.
+    A value with no rows in ``data`` ends up empty: that is how a rerun corrects a slice the source
+    has since emptied. ``column`` should be a partition column so the delete is metadata-only.
 
     Args:
-        table: target table, partitioned by ``column``.
+        table: target table.
         data: rows to write, already in the table's Arrow schema.
-        column: the date column the slice is defined on.
-        dates: the slice.
+        column: the column the slice is defined on (e.g. ``visit_date``, ``package_id``).
+        values: the slice (dates, strings, ints).
         commit: lineage for the snapshot summary.
 
     Returns:
         Number of rows written.
+
+    Raises:
+        ValueError: ``data`` holds rows outside the slice (they would survive the next rerun twice).
     """
-    values = sorted({d.isoformat() for d in dates})
-    if not values:
+    keys = sorted({v.isoformat() if isinstance(v, date) else v for v in values})
+    if not keys:
         return 0
     name = ".".join(table.name())
-    outside = set(data.column(column).to_pylist()) - {date.fromisoformat(v) for v in values}
+    written = {v.isoformat() if isinstance(v, date) else v for v in data.column(column).to_pylist()}
+    outside = written - set(keys)
     if outside:
         raise ValueError(f"{name}: rows for {sorted(outside)[:3]} fall outside the slice being replaced")
-    table.overwrite(
-        data, overwrite_filter=In(column, values), snapshot_properties=commit.snapshot_properties()
-    )
+    table.overwrite(data, overwrite_filter=In(column, keys), snapshot_properties=commit.snapshot_properties())
     log.info(
-        "%s: replaced %d day(s) %s..%s with %d rows (run %s)",
+        "%s: replaced %d %s value(s) %s..%s with %d rows (run %s)",
         name,
-        len(values),
-        values[0],
-        values[-1],
+        len(keys),
+        column,
+        keys[0],
+        keys[-1],
         len(data),
         commit.run_id,
     )
     return len(data)
+
+
+def replace_dates(
+    table: Table, data: pa.Table, *, column: str, dates: Iterable[date], commit: CommitInfo
+) -> int:
+    """:func:`replace_slice` for a date-partitioned table (one partition per day)."""
+    return replace_slice(table, data, column=column, values=dates, commit=commit)

@@ -1,0 +1,222 @@
+"""End to end: the real Airflow DAGs (``dag.test()``) → Iceberg bronze → dbt silver/gold, against the sandbox.
+
+Expected values are computed here, directly from the sandbox generator's events, with the rules
+written out independently of the parser and the dbt SQL: which records are malformed, which IINs are
+valid, deduplication, and the hours rule. One module-scoped run (plus one rerun) keeps Spark's
+start-up cost to a single session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+START, END = date(2025, 3, 3), date(2025, 3, 10)  # Monday .. next Monday (exclusive): 7 days
+EMPLOYEES, SEED = 60, 11
+HASH_KEY = "e2e-test-key"
+TABLES = (
+    "bronze.alaqan_visits",
+    "bronze.alaqan_visits_quarantine",
+    "silver.alaqan_visits",
+    "silver.alaqan_visits_quarantine",
+    "gold.alaqan_daily_attendance",
+    "gold.alaqan_monthly_summary",
+)
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
+
+
+def _iin_ok(iin: str) -> bool:
+    """Kazakhstan IIN rule, restated: birth date YYMMDD + century digit 1..6 + two-pass mod-11 check."""
+    digits = [int(c) for c in iin]
+    century = {1: 1800, 2: 1800, 3: 1900, 4: 1900, 5: 2000, 6: 2000}.get(digits[6])
+    if century is None:
+        return False
+    try:
+        date(century + int(iin[:2]), int(iin[2:4]), int(iin[4:6]))
+    except ValueError:
+        return False
+    check = sum(d * w for d, w in zip(digits[:11], range(1, 12), strict=True)) % 11
+    if check == 10:
+        check = sum(d * w for d, w in zip(digits[:11], [3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2], strict=True)) % 11
+    return check != 10 and check == digits[11]
+
+
+def _expected(dataset) -> dict:
+    bronze, quarantined = [], 0
+    day = START
+    while day < END:
+        for key, records in dataset.day(day).items():
+            for record in records:
+                valid = (
+                    len(key) == 12
+                    and key.isdigit()
+                    and set(record) == {"event", "time"}
+                    and record["event"] in ("entry", "exit")
+                    and _TIME.fullmatch(record["time"])
+                )
+                if valid:
+                    bronze.append((day, key, record["event"], record["time"]))
+                else:
+                    quarantined += 1
+        day += timedelta(days=1)
+    silver = sorted({row for row in bronze if _iin_ok(row[1])})
+    per_day = defaultdict(list)
+    for visit_date, iin, event, clock in silver:
+        h, m, s = (int(x) for x in clock.split(":"))
+        per_day[(visit_date, iin)].append((h * 3600 + m * 60 + s, event))
+    daily = {}
+    for (visit_date, iin), events in per_day.items():
+        events.sort()
+        seconds, unpaired = 0, False
+        for i, (moment, event) in enumerate(events):
+            before = events[i - 1][1] if i else None
+            after = events[i + 1][1] if i + 1 < len(events) else None
+            if event == "exit" and before == "entry":
+                seconds += moment - events[i - 1][0]
+            elif event == "exit" or after != "exit":
+                unpaired = True
+        hours = (Decimal(seconds) / Decimal(3600)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        masked = hashlib.sha256(f"{HASH_KEY}:{iin}".encode()).hexdigest()
+        entries = sum(1 for _, e in events if e == "entry")
+        daily[(visit_date, masked)] = (hours, entries, len(events) - entries, unpaired)
+    monthly = defaultdict(lambda: [0, Decimal("0")])
+    for (visit_date, masked), (hours, *_rest) in daily.items():
+        bucket = monthly[(visit_date.year, visit_date.month, masked)]
+        bucket[0] += 1
+        bucket[1] += hours
+    return {
+        "bronze": len(bronze),
+        "bronze_quarantine": quarantined,
+        "silver": len(silver),
+        "silver_quarantine": sum(1 for row in bronze if not _iin_ok(row[1])),
+        "daily": daily,
+        "monthly": {k: (days, total) for k, (days, total) in monthly.items()},
+    }
+
+
+def _scan(table: str):
+    from elt_platform.iceberg.catalog import load_catalog
+
+    return load_catalog().load_table(table).scan().to_arrow()
+
+
+def _counts() -> dict[str, int]:
+    return {table: _scan(table).num_rows for table in TABLES}
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from elt_platform.local_run import test_dag
+    from elt_platform.sandbox.alaqan.generator import AlaqanDataset
+    from elt_platform.sandbox.alaqan.server import SandboxServer
+
+    # The test session's ELT_HOME (tests/conftest.py): one lakehouse, because one SparkSession per
+    # process mounts one catalog; every integration module writes its own tables in it.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ELT_IIN_HASH_KEY", HASH_KEY)
+        dataset = AlaqanDataset(seed=SEED, employees=EMPLOYEES)
+        with SandboxServer(dataset) as server:
+            connection = {
+                "conn_type": "http",
+                "host": server.base_url,
+                "password": server.api_key,
+                "extra": {"requests_per_second": 50},
+            }
+            mp.setenv("AIRFLOW_CONN_ALAQAN_DEFAULT", json.dumps(connection))
+            # A storm the client must ride out: three 429s (Retry-After: 1) and two 500s up front.
+            server.set_faults(next_429=3, next_500=2, retry_after=1)
+            conf = {"start_date": START.isoformat(), "end_date": END.isoformat()}
+            test_dag("extract_alaqan", conf)
+            test_dag("transform_alaqan", conf)
+            first = _counts()
+            stats = server.stats()
+            test_dag("extract_alaqan", conf)
+            test_dag("transform_alaqan", conf)
+            second = _counts()
+            yield {"dataset": dataset, "first": first, "second": second, "stats": stats}
+
+
+@pytest.fixture(scope="module")
+def expected(pipeline):
+    return _expected(pipeline["dataset"])
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("bronze.alaqan_visits", "bronze"),
+        ("bronze.alaqan_visits_quarantine", "bronze_quarantine"),
+        ("silver.alaqan_visits", "silver"),
+        ("silver.alaqan_visits_quarantine", "silver_quarantine"),
+    ],
+)
+def test_layer_row_counts_match_generated_events(pipeline, expected, table, key):
+    assert expected[key] > 0
+    assert pipeline["first"][table] == expected[key]
+
+
+def test_daily_attendance_matches_independent_hours_rule(pipeline, expected):
+    gold = _scan("gold.alaqan_daily_attendance").to_pylist()
+    actual = {
+        (row["visit_date"], row["iin"]): (
+            row["hours_on_site"],
+            row["total_entries"],
+            row["total_exits"],
+            row["has_unpaired_events"],
+        )
+        for row in gold
+    }
+    assert len(gold) == len(actual) == len(expected["daily"])
+    assert actual == expected["daily"]
+    assert any(v[3] for v in actual.values()), "the sandbox generates missing exits: some day must be flagged"
+
+
+def test_monthly_summary_matches(pipeline, expected):
+    rows = _scan("gold.alaqan_monthly_summary").to_pylist()
+    actual = {(r["year"], r["month"], r["iin"]): (r["total_days_visited"], r["total_hours"]) for r in rows}
+    assert actual == expected["monthly"]
+    for row in rows:
+        average = (row["total_hours"] / row["total_days_visited"]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        assert row["avg_hours_per_day"] == average
+
+
+def test_rerun_of_the_same_window_changes_no_count(pipeline):
+    assert pipeline["second"] == pipeline["first"]
+
+
+def test_fault_storm_was_served_and_survived(pipeline):
+    by_status = pipeline["stats"]
+    text = json.dumps(by_status)
+    assert "429" in text and "500" in text, by_status
+    assert pipeline["first"]["bronze.alaqan_visits"] > 0
+
+
+def test_quarantined_records_carry_their_reason(pipeline):
+    bronze = _scan("bronze.alaqan_visits_quarantine").to_pylist()
+    codes = {row["reason"].split(":")[0] for row in bronze}
+    assert codes <= {"bad_iin_key", "unknown_event", "bad_time"} and codes, codes
+    silver = _scan("silver.alaqan_visits_quarantine").to_pylist()
+    assert {row["reason"] for row in silver} == {"bad_check_digit"}
+
+
+def test_snapshots_carry_the_run_id(pipeline):
+    from elt_platform.iceberg.maintenance import list_snapshots
+
+    snapshots = list_snapshots("bronze.alaqan_visits")
+    assert snapshots and all(s["run_id"] for s in snapshots)
+    assert {tuple(s["interval"]) for s in snapshots} == {(START.isoformat(), END.isoformat())}
+
+
+def test_dbt_unit_tests_pass(pipeline):
+    from elt_platform.transform.dbt import run_dbt
+
+    summary = run_dbt(["test", "--select", "test_type:unit"])
+    assert summary.statuses.get("pass", 0) >= 4 and not summary.failures

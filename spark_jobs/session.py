@@ -91,11 +91,18 @@ def session_conf(env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if env is None else env)
     home = _home()
     conf = catalog_conf(env)
+    ivy = Path(env.get("ELT_IVY_HOME", _REPO_ROOT / ".cache" / "ivy")).resolve()
+    packages = env.get("ELT_SPARK_PACKAGES", ",".join(DEFAULT_PACKAGES))
+    resolved = resolved_jars(packages, ivy)
+    if resolved:
+        # Already fetched from Maven Central once: skip Ivy's resolution (seconds and a screenful).
+        conf["spark.jars"] = ",".join(str(jar) for jar in resolved)
+    else:
+        conf["spark.jars.packages"] = packages
     conf.update(
         {
             "spark.master": env.get("ELT_SPARK_MASTER", "local[*]"),
-            "spark.jars.packages": env.get("ELT_SPARK_PACKAGES", ",".join(DEFAULT_PACKAGES)),
-            "spark.jars.ivy": str(Path(env.get("ELT_IVY_HOME", _REPO_ROOT / ".cache" / "ivy")).resolve()),
+            "spark.jars.ivy": str(ivy),
             "spark.sql.warehouse.dir": str(home / "spark-warehouse"),
             "spark.driver.memory": env.get("ELT_SPARK_DRIVER_MEMORY", "2g"),
             "spark.sql.shuffle.partitions": env.get("ELT_SPARK_SHUFFLE_PARTITIONS", "4"),
@@ -105,6 +112,18 @@ def session_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         }
     )
     return conf
+
+
+def resolved_jars(packages: str, ivy: Path) -> list[Path] | None:
+    """Jars Ivy already retrieved for ``packages`` (``group:artifact:version,…``); None if one is missing."""
+    jars = []
+    for coordinate in filter(None, (p.strip() for p in packages.split(","))):
+        group, artifact, version = coordinate.split(":")
+        jar = ivy / "jars" / f"{group}_{artifact}-{version}.jar"
+        if not jar.is_file():
+            return None
+        jars.append(jar)
+    return jars
 
 
 def build_session(app_name: str = "elt-platform", extra: dict[str, str] | None = None):

@@ -67,7 +67,8 @@ def dbt_env(env: dict[str, str] | None = None) -> dict[str, str]:
     prefix = f"spark.sql.catalog.{CATALOG_NAME}"
     out = {
         "ELT_SPARK_MASTER": conf["spark.master"],
-        "ELT_SPARK_PACKAGES": conf["spark.jars.packages"],
+        "ELT_SPARK_PACKAGES": conf.get("spark.jars.packages", ""),
+        "ELT_SPARK_JARS": conf.get("spark.jars", ""),
         "ELT_SPARK_IVY": conf["spark.jars.ivy"],
         "ELT_SPARK_DRIVER_MEMORY": conf["spark.driver.memory"],
         "ELT_SPARK_WAREHOUSE_DIR": conf["spark.sql.warehouse.dir"],

@@ -20,8 +20,9 @@ DEFAULT_PACKAGES = (
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _home() -> Path:
-    return Path(os.environ.get("ELT_HOME", _REPO_ROOT / ".local")).resolve()
+def _home(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("ELT_HOME", _REPO_ROOT / ".local")).resolve()
 
 
 def jdbc_uri(sqlalchemy_uri: str) -> str:
@@ -52,7 +53,7 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         ``server_side_parameters``.
     """
     env = dict(os.environ if env is None else env)
-    home = _home()
+    home = _home(env)
     kind = env.get("ELT_ICEBERG_CATALOG_TYPE", "sql")
     uri = env.get("ELT_ICEBERG_CATALOG_URI", f"sqlite:///{home / 'catalog.db'}")
     warehouse = env.get("ELT_ICEBERG_WAREHOUSE", (home / "warehouse").as_uri())
@@ -89,10 +90,10 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
 def session_conf(env: dict[str, str] | None = None) -> dict[str, str]:
     """Everything needed to start a driver: catalog settings, packages, local dirs and sizing."""
     env = dict(os.environ if env is None else env)
-    home = _home()
+    home = _home(env)
     conf = catalog_conf(env)
     ivy = Path(env.get("ELT_IVY_HOME", _REPO_ROOT / ".cache" / "ivy")).resolve()
-    packages = env.get("ELT_SPARK_PACKAGES", ",".join(DEFAULT_PACKAGES))
+    packages = env.get("ELT_SPARK_PACKAGES") or ",".join(DEFAULT_PACKAGES)
     resolved = resolved_jars(packages, ivy)
     if resolved:
         # Already fetched from Maven Central once: skip Ivy's resolution (seconds and a screenful).

@@ -2,7 +2,8 @@
 
 Files are content-addressed (``<key>/<sha256[:16]>.<ext>.gz``): rerunning a load that got the same
 bytes writes nothing new, while a changed response is kept beside the earlier one. Works on a local
-directory (embedded) or S3 (production) through ``pyarrow.fs``.
+directory (embedded) or S3 (production) through ``pyarrow.fs``. pyarrow would gzip ``*.gz`` paths
+itself; streams are opened with ``compression=None`` so a landed file is plain gzip (``zcat`` reads it).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def land(body: bytes, *, source: str, key: str, extension: str = "json", base_ur
     if filesystem.get_file_info(path).type == fs.FileType.File:
         return uri
     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path) as out:
+    with filesystem.open_output_stream(path, compression=None) as out:
         out.write(gzip.compress(body, compresslevel=5))
     return uri
 
@@ -52,5 +53,5 @@ def land(body: bytes, *, source: str, key: str, extension: str = "json", base_ur
 def read_landed(uri: str) -> bytes:
     """Read back a landed response (for replay and audit)."""
     filesystem, path = _filesystem(uri)
-    with filesystem.open_input_stream(path) as stream:
+    with filesystem.open_input_stream(path, compression=None) as stream:
         return gzip.decompress(stream.read())

@@ -122,7 +122,8 @@ def pipeline():
     # process mounts one catalog; every integration module writes its own tables in it.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ELT_IIN_HASH_KEY", HASH_KEY)
-        dataset = AlaqanDataset(seed=SEED, employees=EMPLOYEES)
+        # A malformed-record rate well above the default, so that 7 days surely contain each kind.
+        dataset = AlaqanDataset(seed=SEED, employees=EMPLOYEES, malformed_rate=0.05)
         with SandboxServer(dataset) as server:
             connection = {
                 "conn_type": "http",
@@ -220,3 +221,15 @@ def test_dbt_unit_tests_pass(pipeline):
 
     summary = run_dbt(["test", "--select", "test_type:unit"])
     assert summary.statuses.get("pass", 0) >= 4 and not summary.failures
+
+
+def test_maintenance_expires_snapshots_and_keeps_rows(pipeline):
+    """Runs last: expiring history must not change what the tables hold."""
+    from elt_platform.iceberg.maintenance import list_snapshots
+    from spark_jobs.maintain_tables import run
+
+    before = _counts()
+    assert len(list_snapshots("bronze.alaqan_visits")) > 1
+    run(["bronze"], older_than_days=0, retain_last=1, compact=True)
+    assert len(list_snapshots("bronze.alaqan_visits")) == 1
+    assert _counts() == before

@@ -7,6 +7,7 @@ column order.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,15 +107,23 @@ class TableSpec:
     def arrow_schema(self) -> pa.Schema:
         """Arrow schema matching the table, for building write batches."""
         return pa.schema(
-            [pa.field(c.name, _ARROW_TYPES[c.type], nullable=not c.required) for c in self.columns]
+            [pa.field(c.name, _arrow_type(c.type), nullable=not c.required) for c in self.columns]
         )
 
 
+_DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
+
+
 def _iceberg_type(name: str) -> IcebergType:
-    if name.startswith("decimal("):
-        precision, scale = (int(p) for p in name[len("decimal(") : -1].split(","))
-        return DecimalType(precision, scale)
+    if match := _DECIMAL.fullmatch(name):
+        return DecimalType(int(match[1]), int(match[2]))
     return _ICEBERG_TYPES[name]
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    if match := _DECIMAL.fullmatch(name):
+        return pa.decimal128(int(match[1]), int(match[2]))
+    return _ARROW_TYPES[name]
 
 
 def load_spec(relative_path: str, root: Path = SCHEMAS_DIR) -> TableSpec:
@@ -139,7 +148,7 @@ def load_spec(relative_path: str, root: Path = SCHEMAS_DIR) -> TableSpec:
         raise TableSpecError(f"{path}: missing or malformed key {exc}") from exc
     names = {c.name for c in columns}
     for column in columns:
-        if column.type not in _ICEBERG_TYPES and not column.type.startswith("decimal("):
+        if column.type not in _ICEBERG_TYPES and not _DECIMAL.fullmatch(column.type):
             raise TableSpecError(f"{path}: column {column.name!r} has unknown type {column.type!r}")
     for name in spec.partition_by:
         if name not in names:

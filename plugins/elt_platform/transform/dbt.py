@@ -43,7 +43,8 @@ class DbtRunSummary:
 def prepare_environment() -> None:
     """Export the variables ``dbt/profiles.yml`` reads (existing values win)."""
     for key, value in dbt_env().items():
-        os.environ.setdefault(key, value)
+        if value:
+            os.environ.setdefault(key, value)
     os.environ.setdefault("DBT_TARGET", "embedded")
     os.environ.setdefault("ELT_IIN_HASH_KEY", "")
 

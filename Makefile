@@ -92,9 +92,10 @@ airflow: venv airflow-db ## Airflow UI + scheduler (standalone) with the sandbox
 	  airflow standalone
 
 .PHONY: backfill
-backfill: venv airflow-db ## Airflow 3 backfill of extract_alaqan: make backfill FROM=2024-01-01 TO=2024-01-31 (scheduler must run: make airflow)
+backfill: venv airflow-db ## backfill days FROM..TO-1 of extract_alaqan (FROM/TO = logical dates; needs `make airflow` running)
 	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [DAG=extract_alaqan]"; exit 2)
 	@airflow dags reserialize > /dev/null
+	@airflow dags unpause $(or $(DAG),extract_alaqan) -y > /dev/null && airflow dags unpause transform_alaqan -y > /dev/null
 	@airflow backfill create --dag-id $(or $(DAG),extract_alaqan) --from-date $(FROM) --to-date $(TO) --max-active-runs 4
 
 .PHONY: lint

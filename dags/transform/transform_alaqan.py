@@ -1,7 +1,7 @@
 """Build Alaqan silver and gold with dbt, gated by Great Expectations.
 
-Triggered by the ``bronze.alaqan_visits`` asset; the interval to rebuild is the union of the
-triggering events' intervals (or the ``start_date``/``end_date`` params of a manual run).
+Triggered by the ``bronze.alaqan_visits`` asset; it rebuilds the triggering events' intervals,
+merged where they touch (or the ``start_date``/``end_date`` params of a manual run).
 ``dbt build`` silver (models + unit and data tests) → GX gate on silver → ``dbt build`` gold.
 """
 
@@ -45,13 +45,13 @@ def transform_alaqan():
         return build("alaqan", "silver", interval)
 
     @task
-    def quality_gate_silver(interval: dict, _silver: dict) -> str:
+    def quality_gate_silver(interval: dict, _silver: dict) -> list[str]:
         from elt_platform.transform.runs import gate
 
         return gate("silver_alaqan_visits", interval, get_current_context()["run_id"])
 
     @task(outlets=[GOLD_ALAQAN_DAILY_ATTENDANCE, GOLD_ALAQAN_MONTHLY_SUMMARY])
-    def dbt_build_gold(interval: dict, _gate: str) -> dict:
+    def dbt_build_gold(interval: dict, _gate: list[str]) -> dict:
         from elt_platform.transform.runs import build
 
         return build("alaqan", "gold", interval)

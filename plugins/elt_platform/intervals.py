@@ -66,3 +66,23 @@ def interval_from_events(extras: Iterable[Mapping[str, object]]) -> tuple[date, 
     if not starts:
         return None
     return min(starts), max(ends)
+
+
+def intervals_from_events(extras: Iterable[Mapping[str, object]]) -> list[tuple[date, date]]:
+    """The asset events' intervals merged where they touch or overlap, in order.
+
+    A transform triggered by a year-old backfill day and by yesterday's load must rebuild two days,
+    not the 365 between them (what the hull from :func:`interval_from_events` would cover).
+    """
+    spans = sorted(
+        (_as_date(extra["start"]), _as_date(extra["end"]))
+        for extra in extras
+        if extra and extra.get("start") and extra.get("end")
+    )
+    merged: list[tuple[date, date]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged

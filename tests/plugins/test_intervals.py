@@ -6,7 +6,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from elt_platform.intervals import IntervalError, interval_from_events, resolve_interval
+from elt_platform.intervals import (
+    IntervalError,
+    interval_from_events,
+    intervals_from_events,
+    resolve_interval,
+)
 
 TODAY = date(2025, 3, 10)
 YESTERDAY = (date(2025, 3, 9), TODAY)
@@ -109,3 +114,30 @@ def test_inverted_or_empty_params_raise(params):
 )
 def test_interval_from_events(extras, expected):
     assert interval_from_events(extras) == expected
+
+
+@pytest.mark.parametrize(
+    ("extras", "expected"),
+    [
+        ([], []),
+        (
+            [{"start": "2025-03-03", "end": "2025-03-04"}, {"start": "2025-03-04", "end": "2025-03-05"}],
+            [(date(2025, 3, 3), date(2025, 3, 5))],
+        ),
+        (
+            [
+                {"start": "2026-11-16", "end": "2026-11-23"},
+                {"start": "2025-03-03", "end": "2025-03-04"},
+                None,
+            ],
+            [(date(2025, 3, 3), date(2025, 3, 4)), (date(2026, 11, 16), date(2026, 11, 23))],
+        ),
+        (
+            [{"start": "2025-01-01", "end": "2025-02-01"}, {"start": "2025-01-10", "end": "2025-01-12"}],
+            [(date(2025, 1, 1), date(2025, 2, 1))],
+        ),
+    ],
+    ids=["none", "adjacent-days-merge", "distant-intervals-stay-apart", "contained"],
+)
+def test_intervals_from_events_merges_only_touching_spans(extras, expected):
+    assert intervals_from_events(extras) == expected

@@ -99,8 +99,8 @@ backfill: venv airflow-db ## backfill days FROM..TO-1 of extract_alaqan (FROM/TO
 	@airflow backfill create --dag-id $(or $(DAG),extract_alaqan) --from-date $(FROM) --to-date $(TO) --max-active-runs 4
 
 .PHONY: lint
-lint: venv ## ruff + sqlfluff
-	@ruff check . && ruff format --check .
+lint: venv ## ruff (Python) + sqlfluff (dbt SQL)
+	@ruff check . && ruff format --check . && cd dbt && sqlfluff lint models
 
 .PHONY: bench
 bench: venv airflow-db ## benchmarks (bench/): Alaqan bronze load vs raw pyiceberg vs dlt

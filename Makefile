@@ -31,7 +31,7 @@ $(STAMP): requirements.txt requirements.lock
 	@echo "» creating virtualenv $(VENV) (Python: $$($(PYTHON_BOOT) --version))"
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip uv
-	@$(VENV)/bin/uv pip install -q -p $(PY) -r requirements.txt -c requirements.lock
+	@$(VENV)/bin/uv pip install -q --compile-bytecode -p $(PY) -r requirements.txt -c requirements.lock
 	@touch $@
 
 .PHONY: venv

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.expressions import In
@@ -111,7 +112,8 @@ def replace_slice(
     if not keys:
         return 0
     name = ".".join(table.name())
-    written = {v.isoformat() if isinstance(v, date) else v for v in data.column(column).to_pylist()}
+    distinct = pc.unique(data.column(column)).to_pylist()
+    written = {v.isoformat() if isinstance(v, date) else v for v in distinct}
     outside = written - set(keys)
     if outside:
         raise ValueError(f"{name}: rows for {sorted(outside)[:3]} fall outside the slice being replaced")

@@ -125,20 +125,20 @@ def load_days(
     log.info("alaqan: loading %d day(s) [%s, %s) as run %s", len(days), start, end, run_id)
 
     for chunk in _chunks(days, days_per_commit):
-        rows: list[dict] = []
-        rejected: list[dict] = []
+        # Each day becomes Arrow at once: a chunk of Python dicts would cost memory and GC time.
         loaded_at = datetime.now(UTC)
+        base = {"load_date": loaded_at.date(), "loaded_at": loaded_at, "_run_id": run_id}
+        visit_parts: list[pa.Table] = []
+        rejected_parts: list[pa.Table] = []
         for day, body in fetch_days(fetch, chunk, workers=workers):
             uri = land(body, source=SOURCE, key=f"byDate/visit_date={day.isoformat()}")
             parsed: ParsedDay = parse_by_date(day, body)
-            for record in parsed.rows:
-                record["_landing_uri"] = uri
+            constants = {**base, "_landing_uri": uri}
+            visit_parts.append(_to_arrow(parsed.rows, visits_spec, constants))
+            rejected_parts.append(_to_arrow(parsed.quarantined, quarantine_spec, constants))
             for record in parsed.quarantined:
-                record["_landing_uri"] = uri
                 code = record["reason"].split(":", 1)[0]
                 summary.quarantine_reasons[code] = summary.quarantine_reasons.get(code, 0) + 1
-            rows.extend(parsed.rows)
-            rejected.extend(parsed.quarantined)
             summary.days += 1
             log.info(
                 "alaqan %s: %d events, %d quarantined (%d/%d days)",
@@ -148,16 +148,11 @@ def load_days(
                 summary.days,
                 len(days),
             )
-        constants = {"load_date": loaded_at.date(), "loaded_at": loaded_at, "_run_id": run_id}
         summary.events += replace_dates(
-            visits, _to_arrow(rows, visits_spec, constants), column="visit_date", dates=chunk, commit=commit
+            visits, pa.concat_tables(visit_parts), column="visit_date", dates=chunk, commit=commit
         )
         summary.quarantined += replace_dates(
-            quarantine,
-            _to_arrow(rejected, quarantine_spec, constants),
-            column="visit_date",
-            dates=chunk,
-            commit=commit,
+            quarantine, pa.concat_tables(rejected_parts), column="visit_date", dates=chunk, commit=commit
         )
         summary.commits += 2
     log.info(

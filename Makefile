@@ -25,7 +25,7 @@ EMPLOYEES ?= 300
 
 .PHONY: help
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements.lock
 	@echo "» creating virtualenv $(VENV) (Python: $$($(PYTHON_BOOT) --version))"
@@ -69,6 +69,16 @@ test-dags: venv airflow-db ## DAG integrity gate
 .PHONY: sql
 sql: venv ## Spark SQL prompt over the lakehouse (Q='select …' runs one statement)
 	@$(PY) -m elt_platform.cli sql $(if $(Q),-e "$(Q)")
+
+.PHONY: load-1c
+MODE ?= auto
+load-1c: venv ## load or replay one 1C exchange package into bronze.onec_* (PACKAGE=dir|zip [MODE=auto|catalog|stocks])
+	@test -n "$(PACKAGE)" || { echo "usage: make load-1c PACKAGE=path/to/package_dir_or.zip [MODE=stocks]" >&2; exit 2; }
+	@$(PY) -m elt_platform.cli load-1c "$(PACKAGE)" --mode $(MODE)
+
+.PHONY: counts-1c
+counts-1c: venv ## row counts of the 1C tables (bronze/silver/gold)
+	@$(PY) -m elt_platform.cli counts-1c
 
 .PHONY: counts
 counts: venv ## row counts per table

@@ -7,6 +7,7 @@ Commands:
     snapshots  a table's snapshots with the run that wrote each
     rollback   set a table back to the snapshot before a run's first commit
     load-1c    load (or replay) one 1C exchange package — a directory or a zip — into bronze.onec_*
+    counts-1c  rows per 1C table
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ LAYER_TABLES = (
     "silver.alaqan_visits_quarantine",
     "gold.alaqan_daily_attendance",
     "gold.alaqan_monthly_summary",
+)
+
+
+ONEC_TABLES = (
+    "bronze.onec_packages",
+    "bronze.onec_groups",
+    "bronze.onec_products",
+    "bronze.onec_offers",
+    "bronze.onec_prices",
+    "bronze.onec_stocks",
+    "bronze.onec_contragents",
+    "bronze.onec_documents",
+    "silver.onec_packages",
+    "silver.onec_products",
+    "silver.onec_categories",
+    "silver.onec_customers",
+    "gold.onec_catalog",
+    "gold.onec_stock_by_warehouse",
+    "gold.onec_price_history",
 )
 
 
@@ -149,6 +169,12 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_counts_1c(_args: argparse.Namespace) -> int:
+    for name, count in table_counts(ONEC_TABLES).items():
+        print(f"{name:40} {'-' if count is None else count:>10}")
+    return 0
+
+
 def cmd_load_1c(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -220,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load_1c.add_argument("--json", action="store_true", help="print the load summary as JSON")
     load_1c.set_defaults(func=cmd_load_1c)
+    sub.add_parser("counts-1c", help="rows per 1C table (bronze/silver/gold)").set_defaults(
+        func=cmd_counts_1c
+    )
     return parser
 
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -269,6 +269,37 @@ def _fingerprint(stream: IO[bytes], encoding: str) -> tuple[int, str, bool | Non
     return size, digest.hexdigest(), flag
 
 
+def _package_id(pairs: Iterable[tuple[str, str]]) -> str:
+    lines = "".join(f"{name}\t{sha256}\n" for name, sha256 in sorted(pairs))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def package_fingerprint(path: str | os.PathLike[str]) -> str:
+    """The ``package_id`` of a package from its bytes alone, without reading any XML.
+
+    Equal to :attr:`Manifest.package_id`; unlike :func:`build_manifest` it cannot fail on a
+    malformed file, so a loader can still record a broken package under its id.
+
+    Args:
+        path: A directory, a ``.zip`` or a single XML file.
+
+    Returns:
+        The hex package id.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    with _opened(path) as package:
+        pairs = []
+        for name in package.xml:
+            digest = hashlib.sha256()
+            with package.open(name) as stream:
+                while chunk := stream.read(_HASH_CHUNK):
+                    digest.update(chunk)
+            pairs.append((name, digest.hexdigest()))
+    return _package_id(pairs)
+
+
 def build_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Discover and fingerprint a package.
 
@@ -304,12 +335,11 @@ def build_manifest(path: str | os.PathLike[str]) -> Manifest:
                     contains_only_changes=flag if flag is not None else header["contains_only_changes"],
                 )
             )
-        lines = "".join(f"{f.name}\t{f.sha256}\n" for f in sorted(files, key=lambda f: f.name))
         files.sort(key=lambda f: (_priority(f.roles), f.name))
         return Manifest(
             source=os.fspath(path),
             kind=package.kind,
-            package_id=hashlib.sha256(lines.encode()).hexdigest(),
+            package_id=_package_id((f.name, f.sha256) for f in files),
             files=tuple(files),
             ignored=tuple(package.ignored),
         )
@@ -406,5 +436,6 @@ __all__ = [
     "classify_name",
     "count_entities",
     "iter_batches",
+    "package_fingerprint",
     "parse_package",
 ]

@@ -35,7 +35,7 @@ final as (
         {% if base_price_type %}
         element_at(prices, '{{ base_price_type }}') as base_price,
         {% else %}
-        case when size(prices) = 1 then element_at(map_values(prices), 1) end as base_price,
+        case when size(prices) = 1 then element_at(map_values(prices), 1) end as base_price,  -- noqa: LT02
         {% endif %}
         array_min(map_values(prices)) as min_price,
         array_max(map_values(prices)) as max_price,

@@ -29,6 +29,7 @@ LOCATION_VARIABLES = (
     "ELT_LANDING_URI",
     "ELT_QUALITY_URI",
     "ELT_S3_ENDPOINT",
+    "ELT_ONEC_EXCHANGE_URI",
 )
 VISITS_SPEC = "bronze/alaqan/visits.yaml"
 

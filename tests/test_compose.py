@@ -8,6 +8,7 @@ directly, so they run everywhere. Nothing here starts a container.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -96,6 +97,10 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     # The services' `env_file: .env` must exist; a scratch project directory holds .env.example as .env,
     # so a developer's real .env is neither needed nor read.
     shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+    # Compose lets the calling shell's variables win over --env-file: validate the file alone, not
+    # whatever this test process happens to have exported (e.g. an empty ELT_IIN_HASH_KEY).
+    documented = set(_env_example())
+    clean_env = {k: v for k, v in os.environ.items() if k not in documented}
     result = subprocess.run(
         [*command, "-f", str(COMPOSE_FILE), "--project-directory", str(tmp_path)]
         + ["--env-file", str(ENV_EXAMPLE), "config", "--quiet"],
@@ -103,6 +108,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         text=True,
         check=False,
         timeout=120,
+        env=clean_env,
     )
     assert result.returncode == 0, result.stderr
 

@@ -25,6 +25,7 @@ from elt_platform.config import REPO_ROOT, PlatformConfig, dbt_env
 log = logging.getLogger(__name__)
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
+DEV_IIN_HASH_KEY = "embedded-development-key"
 
 
 class DbtRunError(RuntimeError):
@@ -46,7 +47,11 @@ def prepare_environment() -> None:
         if value:
             os.environ.setdefault(key, value)
     os.environ.setdefault("DBT_TARGET", "embedded")
-    os.environ.setdefault("ELT_IIN_HASH_KEY", "")
+    if os.environ["DBT_TARGET"] == "embedded" and not os.environ.get("ELT_IIN_HASH_KEY"):
+        # Gold hashes IINs with this key (Spark reads it from the driver's environment). Embedded
+        # runs get a fixed development key so they work out of the box; production sets its own.
+        log.warning("ELT_IIN_HASH_KEY is not set: gold IINs are hashed with the development key")
+        os.environ["ELT_IIN_HASH_KEY"] = DEV_IIN_HASH_KEY
 
 
 def interval_vars(start: date | None, end: date | None) -> dict[str, str]:

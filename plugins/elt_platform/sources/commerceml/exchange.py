@@ -1,6 +1,7 @@
 """The exchange area where 1C drops packages, and the rule that says a package is complete.
 
-Layout (root: ``$ELT_ONEC_EXCHANGE_DIR``, default ``$ELT_HOME/exchange/onec``)::
+Layout (root: ``$ELT_ONEC_EXCHANGE_URI`` or ``$ELT_ONEC_EXCHANGE_DIR``, default
+``$ELT_HOME/exchange/onec``; an ``s3://bucket/prefix`` root is handled by :mod:`.exchange_s3`)::
 
     incoming/<package>/…xml | incoming/<package>.zip   1C (or the sync job) writes here
     archive/<YYYY-MM-DD>/<package>                     loaded packages, moved by the DAG
@@ -21,17 +22,19 @@ session into its own folder or zip.
 ``rests*`` (the fast path); ``extract_onec`` takes every other package. Routing reads names only —
 the loader checks the content again.
 
-In production the exchange location is S3 or SFTP: a sync step (an ``SFTPToS3Operator``/``rclone``
-job, or the 1C-Bitrix HTTP exchange endpoint writing to shared storage) mirrors each finished session
-into ``incoming/`` of a volume the workers mount; the marker is what that step writes last.
+In production the exchange location can be S3/MinIO directly (``ELT_ONEC_EXCHANGE_URI=s3://…``, see
+:mod:`.exchange_s3`). SFTP is not read directly: a sync step (an ``SFTPToS3Operator``/``rclone`` job)
+mirrors each finished session into ``incoming/`` and writes the marker last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -40,6 +43,7 @@ from elt_platform.config import PlatformConfig
 from elt_platform.sources.commerceml.package import classify_name
 from elt_platform.sources.commerceml.settings import (
     EXCHANGE_DIR_ENV,
+    EXCHANGE_URI_ENV,
     MARKER_NAME,
     PARTIAL_SUFFIXES,
     SETTLE_SECONDS,
@@ -105,6 +109,13 @@ def is_complete(package: Path, *, settle_seconds: float, now: float) -> bool:
     return any(n.lower().endswith(".xml") for n in member_names(package))
 
 
+def exchange_uri() -> str:
+    """Where the exchange area is: ``$ELT_ONEC_EXCHANGE_URI``, else ``$ELT_ONEC_EXCHANGE_DIR``, else
+    ``$ELT_HOME/exchange/onec`` (a local path, a ``file://`` URI or ``s3://bucket/prefix``)."""
+    configured = os.environ.get(EXCHANGE_URI_ENV) or os.environ.get(EXCHANGE_DIR_ENV)
+    return configured or os.fspath(PlatformConfig.from_env().home / "exchange" / "onec")
+
+
 def _settle_seconds() -> float:
     return float(os.environ.get(SETTLE_SECONDS_ENV, SETTLE_SECONDS))
 
@@ -121,10 +132,24 @@ class ExchangeArea:
 
     @classmethod
     def from_env(cls) -> ExchangeArea:
-        """``$ELT_ONEC_EXCHANGE_DIR``, else ``$ELT_HOME/exchange/onec``."""
-        configured = os.environ.get(EXCHANGE_DIR_ENV)
-        root = Path(configured) if configured else PlatformConfig.from_env().home / "exchange" / "onec"
-        return cls(root.resolve())
+        """The local area :func:`exchange_uri` names.
+
+        Raises:
+            ValueError: The configured location is not local (``s3://``: use :mod:`.exchange_s3`).
+        """
+        return cls.from_uri(exchange_uri())
+
+    @classmethod
+    def from_uri(cls, uri: str) -> ExchangeArea:
+        """Area at a local path or ``file://`` URI.
+
+        Raises:
+            ValueError: ``uri`` has another scheme.
+        """
+        scheme, sep, rest = uri.partition("://")
+        if sep and scheme.lower() != "file":
+            raise ValueError(f"not a local exchange location: {scheme}://…")
+        return cls(Path(rest if sep else uri).resolve())
 
     @property
     def incoming(self) -> Path:
@@ -193,6 +218,11 @@ class ExchangeArea:
         """True when ``package`` sits directly in ``incoming/`` (only those are moved)."""
         return package.resolve().parent == self.incoming
 
+    @contextlib.contextmanager
+    def checkout(self, package: Path) -> Iterator[Path]:
+        """The package as a local path: itself (the S3 area downloads it here)."""
+        yield package
+
     def archive(self, package: Path) -> Path:
         """Move a loaded package to ``archive/<today>/``; returns the new path."""
         target = self._move(package, self.archive_dir / datetime.now(UTC).date().isoformat())
@@ -207,4 +237,4 @@ class ExchangeArea:
         return target
 
 
-__all__ = ["ExchangeArea", "is_complete", "member_names", "route"]
+__all__ = ["ExchangeArea", "exchange_uri", "is_complete", "member_names", "route"]

@@ -281,6 +281,7 @@ def load_package(
     catalog: Catalog | None = None,
     batch_size: int = BATCH_SIZE,
     staging_root: str | os.PathLike[str] | None = None,
+    source: str | None = None,
 ) -> PackageLoadResult:
     """Load one package (directory, zip or single XML file) into bronze, all tables or none.
 
@@ -292,6 +293,8 @@ def load_package(
         catalog: Lakehouse catalog (default: from the environment).
         batch_size: Rows per staged Parquet row group.
         staging_root: Where the temporary staging directory goes (default ``$ELT_HOME/staging``).
+        source: Where the package came from, recorded instead of ``path`` (an ``s3://`` URI when
+            ``path`` is a downloaded copy); its last segment is the package name.
 
     Returns:
         The load's summary (status ``loaded``).
@@ -303,7 +306,7 @@ def load_package(
     """
     began = time.monotonic()
     entities = _entities(mode)
-    source = os.fspath(path)
+    source = source or os.fspath(path)
     catalog = catalog or load_catalog()
     tables = ensure_tables(catalog, entities if mode == "stocks" else BRONZE_ENTITIES)
     journal, journal_spec = tables["packages"], _spec(PACKAGES_SPEC)

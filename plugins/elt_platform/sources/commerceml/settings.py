@@ -52,9 +52,16 @@ MAX_ATTEMPTS = 3
 """Failed attempts after which the exchange DAGs move a package to ``failed/`` and go on."""
 
 # Exchange area (where 1C drops packages).
+EXCHANGE_URI_ENV = "ELT_ONEC_EXCHANGE_URI"
+"""Root of the exchange area (``incoming/``, ``archive/``, ``failed/``): a local folder (or ``file://``) or
+``s3://bucket/prefix``. Unset: :data:`EXCHANGE_DIR_ENV`, else ``$ELT_HOME/exchange/onec``."""
+
 EXCHANGE_DIR_ENV = "ELT_ONEC_EXCHANGE_DIR"
-"""Root of the exchange area (``incoming/``, ``archive/``, ``failed/``); default ``$ELT_HOME/exchange/onec``.
-"""
+"""Local root of the exchange area, read when :data:`EXCHANGE_URI_ENV` is unset (kept for existing setups)."""
+
+EXCHANGE_CONN_ID = "onec_exchange"
+"""Airflow connection (``aws``: login = access key, password = secret key, extra ``endpoint_url``,
+``region_name``) used when the exchange area is on S3; absent = the lakehouse's S3 settings."""
 
 SETTLE_SECONDS_ENV = "ELT_ONEC_SETTLE_SECONDS"
 SETTLE_SECONDS = 120

@@ -1,9 +1,11 @@
-"""The only DAG builder: ``build_extract_dag`` turns an entry of ``EXTRACT_PIPELINES`` into a DAG.
+"""The only DAG builders: ``build_extract_dag`` (interval sources) and ``build_package_dag`` (1C packages).
 
-Shape of every extract DAG: ``extract_to_bronze`` (fetch, land raw, replace the interval's bronze
-slice) → ``quality_gate_bronze`` (Great Expectations; on success emits the bronze assets with the
-interval in the event's ``extra``). Task bodies delegate to ``elt_platform``; nothing heavy is
-imported while the file is parsed.
+Shape of every interval extract DAG, one per entry of ``EXTRACT_PIPELINES``: ``extract_to_bronze``
+(fetch, land raw, replace the interval's bronze slice) → ``quality_gate_bronze`` (Great Expectations;
+on success emits the bronze assets with the interval in the event's ``extra``). The 1C exchange DAGs,
+one per loader mode: ``load_packages`` (the complete packages waiting, oldest first) →
+``quality_gate_bronze`` (the loaded package slices; emits ``bronze.onec_packages`` with the package
+ids). Task bodies delegate to ``elt_platform``; nothing heavy is imported while the file is parsed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import datetime, timedelta
 from importlib import import_module
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from elt_platform.assets import BRONZE_ONEC_PACKAGES
 
 DEFAULT_ARGS = {
     "retries": 2,
@@ -25,6 +29,10 @@ INTERVAL_PARAMS = {
     "end_date": Param(
         None, type=["null", "string"], format="date", description="Day after the last one (exclusive)."
     ),
+}
+
+PACKAGE_PARAMS = {
+    "path": Param(None, type=["null", "string"], description="Load this package instead."),
 }
 
 
@@ -118,3 +126,73 @@ def build_extract_dag(
         quality_gate_bronze(extract_to_bronze())
 
     return extract_dag()
+
+
+def build_package_dag(
+    *,
+    dag_id: str,
+    mode: str,
+    schedule: str,
+    owner: str,
+    start_date: datetime,
+    retry_delay: timedelta,
+    doc_md: str | None = None,
+    catchup: bool = False,
+    tags: tuple[str, ...] = (),
+) -> DAG:
+    """Build a DAG loading the 1C exchange packages of one loader mode into bronze.
+
+    Args:
+        dag_id: the DAG file's stem.
+        mode: loader mode (``catalog`` or ``stocks``), see
+            :func:`elt_platform.sources.commerceml.extract.load_pending`.
+        schedule: cron expression; each run loads whatever complete packages are waiting.
+        owner: team or person answering for the DAG.
+        start_date: first scheduled run.
+        retry_delay: pause before a failed task's retry.
+        doc_md: DAG docs (the DAG file's docstring).
+        catchup: whether the scheduler fills missed runs itself.
+        tags: extra tags besides ``extract``, ``bronze`` and ``onec``.
+
+    Returns:
+        The DAG (registered by Airflow because the DAG file calls this at module level).
+    """
+
+    @dag(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=start_date,
+        catchup=catchup,
+        max_active_runs=1,  # deltas must apply in order
+        default_args={"owner": owner, "retries": 2, "retry_delay": retry_delay},
+        params=PACKAGE_PARAMS,
+        tags=["extract", "bronze", "onec", *tags],
+        doc_md=doc_md,
+    )
+    def package_dag():
+        @task
+        def load_packages() -> dict:
+            from elt_platform.sources.commerceml.extract import load_pending
+
+            context = get_current_context()
+            return load_pending(mode, run_id=context["run_id"], path=context["params"].get("path"))
+
+        @task(outlets=[BRONZE_ONEC_PACKAGES])
+        def quality_gate_bronze(loaded: dict) -> dict:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from elt_platform.sources.commerceml.extract import gate_packages
+
+            if not loaded["package_ids"]:
+                raise AirflowSkipException(f"no complete {mode} package waiting")
+            context = get_current_context()
+            results = gate_packages(loaded, run_id=context["run_id"])
+            context["outlet_events"][BRONZE_ONEC_PACKAGES].extra = {
+                "kind": loaded["kind"],
+                "package_ids": loaded["package_ids"],
+            }
+            return results
+
+        quality_gate_bronze(load_packages())
+
+    return package_dag()

@@ -6,6 +6,9 @@ context under ``$ELT_HOME/gx`` (so Data Docs accumulate there), writes the full 
 quality area and raises :class:`QualityGateError` when any expectation fails, which fails the task
 and stops everything downstream. Log lines name the failed expectations and their counts, never the
 offending values (they may be personal data); those stay in the stored result.
+
+:func:`validate_frame` is that checkpoint for rows already read; :func:`run_gate` feeds it a date
+interval and :func:`elt_platform.quality.slice_gate.run_slice_gate` a set of key values.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
 from elt_platform.config import REPO_ROOT, PlatformConfig
 from elt_platform.iceberg.catalog import load_catalog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +81,7 @@ def run_gate(suite_name: str, start: date, end: date, *, run_id: str = "manual")
     Raises:
         QualityGateError: an expectation failed.
     """
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
     import pandas as pd
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     spec = load_suite(suite_name)
     config = PlatformConfig.from_env()
@@ -86,31 +90,88 @@ def run_gate(suite_name: str, start: date, end: date, *, run_id: str = "manual")
     frame = table.scan(
         row_filter=And(GreaterThanOrEqual(column, start.isoformat()), LessThan(column, end.isoformat()))
     ).to_pandas()
-    log.info("quality gate %s: %d rows of %s for [%s, %s)", suite_name, len(frame), spec["table"], start, end)
+    frame[column] = pd.to_datetime(frame[column])
+    in_interval = {
+        "expect_column_values_to_be_between": {
+            "column": column,
+            "min_value": datetime.combine(start, time.min),
+            "max_value": datetime.combine(end - timedelta(days=1), time.min),
+        }
+    }
+    return validate_frame(
+        suite_name,
+        frame,
+        table=spec["table"],
+        expectations=[*spec["expectations"], in_interval],
+        scope=f"[{start}, {end})",
+        result_name=f"{start}_{end}.json",
+        run_id=run_id,
+        batch_name="interval",
+        config=config,
+    )
+
+
+def validate_frame(
+    suite_name: str,
+    frame: pd.DataFrame,
+    *,
+    table: str,
+    expectations: list[dict[str, dict]],
+    scope: str,
+    result_name: str,
+    run_id: str = "manual",
+    batch_name: str = "slice",
+    config: PlatformConfig | None = None,
+) -> GateResult:
+    """Run a GX checkpoint over rows already read from ``table`` and store the full result.
+
+    The file-backed context under ``$ELT_HOME/gx`` keeps one pandas asset per table; the suite,
+    validation definition and checkpoint are named ``suite_name`` and replaced on every run.
+
+    Args:
+        suite_name: names the GX suite and checkpoint, and the results folder.
+        frame: the rows to validate.
+        table: the table the rows come from (names the GX asset).
+        expectations: ``{expectation_name: kwargs}`` items, as a suite file's ``expectations``.
+        scope: what the rows are, for log lines and the failure message (``[start, end)``…).
+        result_name: file name of the stored result within the suite's results folder.
+        run_id: recorded with the result.
+        batch_name: name of the asset's whole-dataframe batch definition.
+        config: platform settings; read from the environment when omitted.
+
+    Returns:
+        The gate outcome (only when it passed).
+
+    Raises:
+        QualityGateError: an expectation failed.
+    """
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    config = config or PlatformConfig.from_env()
+    log.info("quality gate %s: %d rows of %s for %s", suite_name, len(frame), table, scope)
 
     context = gx.get_context(mode="file", project_root_dir=str(config.home / "gx"))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_or_update_pandas(name="lakehouse")
     try:
-        asset = source.get_asset(spec["table"])
+        asset = source.get_asset(table)
     except LookupError:
-        asset = source.add_dataframe_asset(name=spec["table"])
+        asset = source.add_dataframe_asset(name=table)
     try:
-        batch = asset.get_batch_definition("interval")
+        batch = asset.get_batch_definition(batch_name)
     except (KeyError, LookupError):
-        batch = asset.add_batch_definition_whole_dataframe("interval")
+        batch = asset.add_batch_definition_whole_dataframe(batch_name)
 
-    expectations = [
-        _expectation(name, dict(kwargs)) for item in spec["expectations"] for name, kwargs in item.items()
-    ]
-    expectations.append(
-        gx.expectations.ExpectColumnValuesToBeBetween(
-            column=column,
-            min_value=datetime.combine(start, time.min),
-            max_value=datetime.combine(end - timedelta(days=1), time.min),
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(
+            name=suite_name,
+            expectations=[
+                _expectation(name, dict(kwargs)) for item in expectations for name, kwargs in item.items()
+            ],
         )
     )
-    suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     validation = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
     )
@@ -122,12 +183,11 @@ def run_gate(suite_name: str, start: date, end: date, *, run_id: str = "manual")
             result_format="SUMMARY",
         )
     )
-    frame[column] = pd.to_datetime(frame[column])
     outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_id))
 
     results = [r for v in outcome.run_results.values() for r in v.results]
     failed = [_describe_failure(r, len(frame)) for r in results if not r.success]
-    result_uri = _store_result(config, suite_name, start, end, outcome.describe_dict())
+    result_uri = _store_result(config, suite_name, result_name, outcome.describe_dict())
     docs = context.get_docs_sites_urls()
     gate = GateResult(
         suite=suite_name,
@@ -147,7 +207,7 @@ def run_gate(suite_name: str, start: date, end: date, *, run_id: str = "manual")
     )
     if not gate.success:
         raise QualityGateError(
-            f"{suite_name} failed for [{start}, {end}): " + "; ".join(failed) + f" (details: {result_uri})"
+            f"{suite_name} failed for {scope}: " + "; ".join(failed) + f" (details: {result_uri})"
         )
     return gate
 
@@ -159,16 +219,16 @@ def _describe_failure(result, rows: int) -> str:
     return f"{result.expectation_config.type}({target}): {unexpected} unexpected of {rows}"
 
 
-def _store_result(config: PlatformConfig, suite: str, start: date, end: date, result: dict) -> str:
+def _store_result(config: PlatformConfig, suite: str, name: str, result: dict) -> str:
+    body = json.dumps(result, default=str, indent=1)
     if not config.quality_uri.startswith("file://"):
         from pyarrow import fs
 
         filesystem, root = fs.FileSystem.from_uri(config.quality_uri)
-        path = f"{root}/{suite}/{start}_{end}.json"
-        with filesystem.open_output_stream(path) as out:
-            out.write(json.dumps(result, default=str, indent=1).encode())
-        return f"{config.quality_uri}/{suite}/{start}_{end}.json"
-    path = Path(config.quality_uri[len("file://") :]) / suite / f"{start}_{end}.json"
+        with filesystem.open_output_stream(f"{root}/{suite}/{name}") as out:
+            out.write(body.encode())
+        return f"{config.quality_uri}/{suite}/{name}"
+    path = Path(config.quality_uri[len("file://") :]) / suite / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, default=str, indent=1), encoding="utf-8")
+    path.write_text(body, encoding="utf-8")
     return path.as_uri()

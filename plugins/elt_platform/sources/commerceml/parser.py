@@ -27,27 +27,10 @@ from typing import IO, Any
 
 from lxml import etree
 
+from elt_platform.sources.commerceml.settings import ENTITIES
+
 Record = dict[str, Any]
 Source = str | os.PathLike[str] | IO[bytes]
-
-ENTITIES: tuple[str, ...] = (
-    "groups",
-    "properties",
-    "property_options",
-    "property_values",
-    "price_types",
-    "warehouses",
-    "units",
-    "products",
-    "offers",
-    "prices",
-    "stocks",
-    "contragents",
-    "documents",
-    "document_items",
-    "file_headers",
-)
-"""Every entity name :func:`parse_file` can yield, in a stable order (for CLIs and tests)."""
 
 # Sections that carry a package-level header (Ид, Наименование, СодержитТолькоИзменения).
 SECTIONS = frozenset(

@@ -27,6 +27,9 @@ BRONZE_ENTITIES: tuple[str, ...] = (
 )
 """Parser entities written to their own bronze table (``file_headers`` go to ``bronze.onec_packages``)."""
 
+ENTITIES: tuple[str, ...] = (*BRONZE_ENTITIES, "file_headers")
+"""Every entity name the parser can yield, in a stable order (for CLIs and tests)."""
+
 STOCK_ENTITIES: tuple[str, ...] = ("prices", "stocks")
 """The only tables the stocks fast path (``extract_onec_stocks``) writes."""
 

@@ -80,11 +80,21 @@ def _to_arrow(records: list[dict], spec: TableSpec, constants: dict) -> pa.Table
 
 
 def fetch_days(
-    fetch: Callable[[date], bytes], days: Iterable[date], *, workers: int = 4
-) -> Iterator[tuple[date, bytes]]:
+    fetch: Callable[[date], object], days: Iterable[date], *, workers: int = 4
+) -> Iterator[tuple[date, object]]:
     """Fetch days concurrently, yielding them in order (a failure surfaces at its day)."""
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="alaqan-fetch") as pool:
         yield from zip(days, pool.map(fetch, days), strict=True)
+
+
+def _fetch_and_land(fetch: Callable[[date], bytes]) -> Callable[[date], tuple[bytes, str]]:
+    """Fetch a day and land its raw body in the worker thread (gzip releases the GIL), before parsing."""
+
+    def fetch_and_land(day: date) -> tuple[bytes, str]:
+        body = fetch(day)
+        return body, land(body, source=SOURCE, key=f"byDate/visit_date={day.isoformat()}")
+
+    return fetch_and_land
 
 
 def load_days(
@@ -130,8 +140,7 @@ def load_days(
         base = {"load_date": loaded_at.date(), "loaded_at": loaded_at, "_run_id": run_id}
         visit_parts: list[pa.Table] = []
         rejected_parts: list[pa.Table] = []
-        for day, body in fetch_days(fetch, chunk, workers=workers):
-            uri = land(body, source=SOURCE, key=f"byDate/visit_date={day.isoformat()}")
+        for day, (body, uri) in fetch_days(_fetch_and_land(fetch), chunk, workers=workers):
             parsed: ParsedDay = parse_by_date(day, body)
             constants = {**base, "_landing_uri": uri}
             visit_parts.append(_to_arrow(parsed.rows, visits_spec, constants))

@@ -1,10 +1,11 @@
 """Extract 1C exchange packages (catalog, offers, prices, rests, counterparties, documents) into bronze.
 
 Every 30 minutes the run looks for **complete** packages in the exchange area (``incoming/`` of
-``ELT_ONEC_EXCHANGE_URI``: a local folder, default ``$ELT_HOME/exchange/onec``, or ``s3://bucket/prefix``
-read with the ``onec_exchange`` connection; a folder or zip per exchange session; complete = a
-``.complete`` marker, or no file changed for ``ELT_ONEC_SETTLE_SECONDS``, default 120 s) that are not
-prices/rests-only (those belong to ``extract_onec_stocks``), and loads them one by one, oldest first.
+``ELT_ONEC_EXCHANGE_URI``: a local folder, default ``$ELT_HOME/exchange/onec``, ``s3://bucket/prefix``
+read with the ``onec_exchange`` connection, or ``sftp://host/path`` with ``onec_exchange_sftp``; a
+folder or zip per exchange session; complete = a ``.complete`` marker, or no file changed for
+``ELT_ONEC_SETTLE_SECONDS``, default 120 s) that are not prices/rests-only (those belong to
+``extract_onec_stocks``), and loads them one by one, oldest first.
 Each package is atomic: parsed and staged completely, then committed table by table to
 ``bronze.onec_<entity>`` (its own ``package_id`` partition); a failure rolls every table back and
 records the package as ``failed`` in ``bronze.onec_packages``. Loaded packages move to ``archive/``;

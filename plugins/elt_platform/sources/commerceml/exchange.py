@@ -1,7 +1,7 @@
 """The exchange area where 1C drops packages, and the rule that says a package is complete.
 
 Layout (root: ``$ELT_ONEC_EXCHANGE_URI`` or ``$ELT_ONEC_EXCHANGE_DIR``, default
-``$ELT_HOME/exchange/onec``; an ``s3://bucket/prefix`` root is handled by :mod:`.exchange_s3`)::
+``$ELT_HOME/exchange/onec``; ``s3://`` and ``sftp://`` roots are handled by :mod:`.exchange_remote`)::
 
     incoming/<package>/…xml | incoming/<package>.zip   1C (or the sync job) writes here
     archive/<YYYY-MM-DD>/<package>                     loaded packages, moved by the DAG
@@ -22,9 +22,8 @@ session into its own folder or zip.
 ``rests*`` (the fast path); ``extract_onec`` takes every other package. Routing reads names only —
 the loader checks the content again.
 
-In production the exchange location can be S3/MinIO directly (``ELT_ONEC_EXCHANGE_URI=s3://…``, see
-:mod:`.exchange_s3`). SFTP is not read directly: a sync step (an ``SFTPToS3Operator``/``rclone`` job)
-mirrors each finished session into ``incoming/`` and writes the marker last.
+In production the exchange location can be S3/MinIO or an SFTP server directly
+(``ELT_ONEC_EXCHANGE_URI=s3://…`` or ``sftp://…``, see :mod:`.exchange_s3` and :mod:`.exchange_sftp`).
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ def is_complete(package: Path, *, settle_seconds: float, now: float) -> bool:
 
 def exchange_uri() -> str:
     """Where the exchange area is: ``$ELT_ONEC_EXCHANGE_URI``, else ``$ELT_ONEC_EXCHANGE_DIR``, else
-    ``$ELT_HOME/exchange/onec`` (a local path, a ``file://`` URI or ``s3://bucket/prefix``)."""
+    ``$ELT_HOME/exchange/onec`` (a local path, a ``file://`` URI, ``s3://…`` or ``sftp://…``)."""
     configured = os.environ.get(EXCHANGE_URI_ENV) or os.environ.get(EXCHANGE_DIR_ENV)
     return configured or os.fspath(PlatformConfig.from_env().home / "exchange" / "onec")
 
@@ -135,7 +134,8 @@ class ExchangeArea:
         """The local area :func:`exchange_uri` names.
 
         Raises:
-            ValueError: The configured location is not local (``s3://``: use :mod:`.exchange_s3`).
+            ValueError: The configured location is not local (``s3://``/``sftp://``: use
+                :func:`.extract.open_exchange`).
         """
         return cls.from_uri(exchange_uri())
 

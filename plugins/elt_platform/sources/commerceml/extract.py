@@ -7,9 +7,10 @@ retries it); once it has failed :data:`~elt_platform.sources.commerceml.settings
 it moves to ``failed/`` so that the next runs go on with later packages. Replay it with
 ``python -m elt_platform.cli load-1c failed/<name>`` once fixed.
 
-The exchange area is a local folder or ``s3://bucket/prefix`` (``ELT_ONEC_EXCHANGE_URI``); on S3 each
-package is downloaded to the staging area and loaded the same way, with the credentials of the
-``onec_exchange`` Airflow connection — looked up here, in the only Airflow-facing function.
+The exchange area is a local folder, ``s3://bucket/prefix`` or ``sftp://host[:port]/path``
+(``ELT_ONEC_EXCHANGE_URI``); on S3 or SFTP each package is downloaded to the staging area and loaded the
+same way, with the credentials of the ``onec_exchange`` (S3) or ``onec_exchange_sftp`` (SFTP) Airflow
+connection — looked up here, in the only Airflow-facing function.
 """
 
 from __future__ import annotations
@@ -19,27 +20,33 @@ from pathlib import Path
 from typing import Any
 
 from elt_platform.sources.commerceml.exchange import ExchangeArea, exchange_uri
-from elt_platform.sources.commerceml.exchange_s3 import (
-    RemotePackage,
-    S3Credentials,
-    S3ExchangeArea,
-    is_s3_uri,
-)
+from elt_platform.sources.commerceml.exchange_remote import RemoteExchangeArea, RemotePackage
+from elt_platform.sources.commerceml.exchange_s3 import S3Credentials, S3ExchangeArea, is_s3_uri
+from elt_platform.sources.commerceml.exchange_sftp import SFTPCredentials, SFTPExchangeArea, is_sftp_uri
 from elt_platform.sources.commerceml.loader import PackageLoadError, load_package
-from elt_platform.sources.commerceml.settings import EXCHANGE_CONN_ID, MAX_ATTEMPTS, QUALITY_SUITES
+from elt_platform.sources.commerceml.settings import (
+    EXCHANGE_CONN_ID,
+    EXCHANGE_SFTP_CONN_ID,
+    MAX_ATTEMPTS,
+    QUALITY_SUITES,
+)
 
 log = logging.getLogger(__name__)
 
 
-def open_exchange(uri: str | None = None, *, connection: Any = None) -> ExchangeArea | S3ExchangeArea:
+def open_exchange(uri: str | None = None, *, connection: Any = None) -> ExchangeArea | RemoteExchangeArea:
     """The exchange area at ``uri`` (default :func:`~.exchange.exchange_uri`).
 
     Args:
-        uri: Local path, ``file://`` URI or ``s3://bucket/prefix``.
+        uri: Local path, ``file://`` URI, ``s3://bucket/prefix`` or ``sftp://host[:port]/path``.
         connection: For S3, an Airflow ``aws`` connection (or any object with ``login``, ``password``,
             ``extra_dejson``); None = the lakehouse's S3 settings (``ELT_S3_ENDPOINT``, AWS chain).
+            For SFTP, an Airflow ``sftp`` connection (:meth:`.SFTPCredentials.from_connection`).
     """
     uri = uri or exchange_uri()
+    if is_sftp_uri(uri):
+        credentials = SFTPCredentials.from_connection(connection) if connection else SFTPCredentials()
+        return SFTPExchangeArea.from_uri(uri, credentials)
     if not is_s3_uri(uri):
         return ExchangeArea.from_uri(uri)
     credentials = (
@@ -48,13 +55,17 @@ def open_exchange(uri: str | None = None, *, connection: Any = None) -> Exchange
     return S3ExchangeArea.from_uri(uri, credentials)
 
 
-def _exchange_from_airflow() -> ExchangeArea | S3ExchangeArea:
-    """The configured area; on S3 with the ``onec_exchange`` connection when it is defined."""
+def _exchange_from_airflow() -> ExchangeArea | RemoteExchangeArea:
+    """The configured area; on S3 with the ``onec_exchange`` connection when it is defined, on SFTP
+    with the ``onec_exchange_sftp`` connection (required)."""
     uri = exchange_uri()
-    if not is_s3_uri(uri):
+    if not is_s3_uri(uri) and not is_sftp_uri(uri):
         return open_exchange(uri)
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
+
+    if is_sftp_uri(uri):
+        return open_exchange(uri, connection=BaseHook.get_connection(EXCHANGE_SFTP_CONN_ID))
 
     try:
         connection = BaseHook.get_connection(EXCHANGE_CONN_ID)
@@ -71,7 +82,7 @@ def load_pending(
     *,
     run_id: str,
     path: str | None = None,
-    area: ExchangeArea | S3ExchangeArea | None = None,
+    area: ExchangeArea | RemoteExchangeArea | None = None,
     max_packages: int | None = None,
     settle_seconds: float | None = None,
 ) -> dict[str, Any]:
@@ -82,8 +93,8 @@ def load_pending(
         run_id: Airflow run id.
         path: Load this package instead of scanning ``incoming/`` (a manual run's param); it is
             archived only if it lies in ``incoming/``.
-        area: Exchange area, local or S3 (default: from the environment and, on S3, the
-            ``onec_exchange`` connection).
+        area: Exchange area, local, S3 or SFTP (default: from the environment and the matching
+            Airflow connection; an area opened here is closed before returning).
         max_packages: Stop after this many packages (the rest wait for the next run).
         settle_seconds: Override the completeness rule's quiet period.
 
@@ -93,8 +104,27 @@ def load_pending(
     Raises:
         PackageLoadError: A package failed (packages loaded before it stay loaded and archived).
     """
+    opened = area is None
     area = area or _exchange_from_airflow()
-    queue: list[Any] = [Path(path)] if path else area.pending(kind, settle_seconds=settle_seconds)
+    try:
+        return _load_queue(
+            area, kind, run_id=run_id, path=path, max_packages=max_packages, settle=settle_seconds
+        )
+    finally:
+        if opened and isinstance(area, RemoteExchangeArea):
+            area.close()
+
+
+def _load_queue(
+    area: ExchangeArea | RemoteExchangeArea,
+    kind: str,
+    *,
+    run_id: str,
+    path: str | None,
+    max_packages: int | None,
+    settle: float | None,
+) -> dict[str, Any]:
+    queue: list[Any] = [Path(path)] if path else area.pending(kind, settle_seconds=settle)
     if max_packages is not None:
         queue = queue[:max_packages]
     log.info("onec %s: %d package(s) to load: %s", kind, len(queue), [p.name for p in queue])

@@ -57,7 +57,8 @@ MAX_ATTEMPTS = 3
 # Exchange area (where 1C drops packages).
 EXCHANGE_URI_ENV = "ELT_ONEC_EXCHANGE_URI"
 """Root of the exchange area (``incoming/``, ``archive/``, ``failed/``): a local folder (or ``file://``) or
-``s3://bucket/prefix``. Unset: :data:`EXCHANGE_DIR_ENV`, else ``$ELT_HOME/exchange/onec``."""
+``s3://bucket/prefix`` or ``sftp://host[:port]/absolute/path``. Unset: :data:`EXCHANGE_DIR_ENV`, else
+``$ELT_HOME/exchange/onec``."""
 
 EXCHANGE_DIR_ENV = "ELT_ONEC_EXCHANGE_DIR"
 """Local root of the exchange area, read when :data:`EXCHANGE_URI_ENV` is unset (kept for existing setups)."""
@@ -65,6 +66,10 @@ EXCHANGE_DIR_ENV = "ELT_ONEC_EXCHANGE_DIR"
 EXCHANGE_CONN_ID = "onec_exchange"
 """Airflow connection (``aws``: login = access key, password = secret key, extra ``endpoint_url``,
 ``region_name``) used when the exchange area is on S3; absent = the lakehouse's S3 settings."""
+
+EXCHANGE_SFTP_CONN_ID = "onec_exchange_sftp"
+"""Airflow connection (``sftp``: login, password or extra ``private_key``/``key_file``, extra ``host_key``/
+``known_hosts``, ``no_host_key_check``) required when the exchange area is ``sftp://``."""
 
 SETTLE_SECONDS_ENV = "ELT_ONEC_SETTLE_SECONDS"
 SETTLE_SECONDS = 120

@@ -22,10 +22,10 @@ from airflow.sdk import dag, task
 def maintenance_iceberg():
     @task
     def compact_and_expire() -> dict:
-        from elt_platform.iceberg.catalog import load_catalog
+        from elt_platform.iceberg.catalog import lakehouse_spark_session
         from spark_jobs.maintain_tables import run
 
-        load_catalog()
+        lakehouse_spark_session("maintenance")
         return run(["bronze", "silver", "gold"], older_than_days=7, retain_last=10, compact=True)
 
     compact_and_expire()

@@ -125,11 +125,9 @@ def cmd_counts(_args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from elt_platform.iceberg.catalog import load_catalog
-    from spark_jobs.session import build_session
+    from elt_platform.iceberg.catalog import lakehouse_spark_session
 
-    load_catalog()  # creates the embedded catalog's tables before Spark mounts it
-    spark = build_session("sql")
+    spark = lakehouse_spark_session("sql")
     if args.execute:
         spark.sql(args.execute).show(args.limit, truncate=False)
         return 0

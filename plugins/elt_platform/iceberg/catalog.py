@@ -35,3 +35,15 @@ def _use_wal(catalog: Catalog) -> None:
     """
     with catalog.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+def lakehouse_spark_session(app_name: str, config: PlatformConfig | None = None):
+    """The process's SparkSession on the lakehouse catalog, for every Spark consumer in this library.
+
+    pyiceberg creates the embedded catalog's tables first: Spark is configured not to initialise
+    them itself (see ``spark_jobs.session.catalog_conf``), so this order is required, not cosmetic.
+    """
+    from spark_jobs.session import build_session
+
+    load_catalog(config)
+    return build_session(app_name)

@@ -82,11 +82,9 @@ def run_dbt(args: list[str], *, dbt_vars: dict | None = None) -> DbtRunSummary:
     prepare_environment()
     config = PlatformConfig.from_env()
     if os.environ["DBT_TARGET"] == "embedded":
-        from elt_platform.iceberg.catalog import load_catalog
-        from spark_jobs.session import build_session
+        from elt_platform.iceberg.catalog import lakehouse_spark_session
 
-        load_catalog(config)  # creates the embedded catalog's tables before Spark mounts it
-        build_session("dbt")
+        lakehouse_spark_session("dbt", config)
     target_dir = config.home / "dbt" / "target"
     full = [
         *args,

@@ -27,11 +27,12 @@ EMPLOYEES ?= 300
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements.lock
+$(STAMP): requirements.txt requirements.lock pyproject.toml
 	@echo "» creating virtualenv $(VENV) (Python: $$($(PYTHON_BOOT) --version))"
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip uv
 	@$(VENV)/bin/uv pip install -q --compile-bytecode -p $(PY) -r requirements.txt -c requirements.lock
+	@$(VENV)/bin/uv pip install -q -p $(PY) --no-deps -e .
 	@touch $@
 
 .PHONY: venv
@@ -47,12 +48,17 @@ $(AIRFLOW_HOME)/.migrated: $(STAMP)
 airflow-db: $(AIRFLOW_HOME)/.migrated ## create/upgrade the embedded Airflow metadata DB (SQLite)
 
 .PHONY: run
-run: venv airflow-db ## the main job: sandbox → extract_alaqan → transform_alaqan for the last $(DAYS) days
-	@$(PY) -m elt_platform.cli run --days $(DAYS) --employees $(EMPLOYEES)
+run: venv airflow-db ## the main job: every source (sandboxes) → bronze → silver/gold; DAYS=30, or START=/END= (inclusive), V=1 for all logs
+	@$(VENV)/bin/elt run --days $(DAYS) --employees $(EMPLOYEES) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(V),-v)
 
 .PHONY: test
-test: venv airflow-db compose-plugin ## run the whole test suite (unit, dbt, DAG integrity, compose, end-to-end)
+test: venv airflow-db compose-plugin check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end)
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: check
+check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models)
+	@echo "» ruff check, ruff format --check, sqlfluff lint dbt/models"
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && (cd dbt && $(VENV)/bin/sqlfluff lint models)
 
 .PHONY: compose-plugin
 compose-plugin: ## install the docker compose v2 plugin (built once from its Go module, then cached)
@@ -68,21 +74,21 @@ test-dags: venv airflow-db ## DAG integrity gate
 
 .PHONY: sql
 sql: venv ## Spark SQL prompt over the lakehouse (Q='select …' runs one statement)
-	@$(PY) -m elt_platform.cli sql $(if $(Q),-e "$(Q)")
+	@$(VENV)/bin/elt sql $(if $(Q),-e "$(Q)")
 
 .PHONY: load-1c
 MODE ?= auto
 load-1c: venv ## load or replay one 1C exchange package into bronze.onec_* (PACKAGE=dir|zip [MODE=auto|catalog|stocks])
 	@test -n "$(PACKAGE)" || { echo "usage: make load-1c PACKAGE=path/to/package_dir_or.zip [MODE=stocks]" >&2; exit 2; }
-	@$(PY) -m elt_platform.cli load-1c "$(PACKAGE)" --mode $(MODE)
+	@$(VENV)/bin/elt load-1c "$(PACKAGE)" --mode $(MODE)
 
 .PHONY: counts-1c
 counts-1c: venv ## row counts of the 1C tables (bronze/silver/gold)
-	@$(PY) -m elt_platform.cli counts-1c
+	@$(VENV)/bin/elt counts --source onec
 
 .PHONY: counts
 counts: venv ## row counts per table
-	@$(PY) -m elt_platform.cli counts
+	@$(VENV)/bin/elt counts
 
 .PHONY: dbt-build
 dbt-build: venv ## dbt build everything (ARGS='--select tag:gold' to narrow)
@@ -94,23 +100,16 @@ sandbox: venv ## serve the Alaqan sandbox on 127.0.0.1:$(SANDBOX_PORT) (foregrou
 	@$(PY) -m elt_platform.sandbox.alaqan --port $(SANDBOX_PORT) --employees $(EMPLOYEES)
 
 .PHONY: airflow
-airflow: venv airflow-db ## Airflow UI + scheduler (standalone) with the sandbox as the Alaqan connection
-	@$(PY) -m elt_platform.sandbox.alaqan --port $(SANDBOX_PORT) --employees $(EMPLOYEES) > $(ELT_HOME)/sandbox.log 2>&1 & \
-	  echo "» Alaqan sandbox on http://127.0.0.1:$(SANDBOX_PORT) (log: $(ELT_HOME)/sandbox.log)"; \
-	  trap "kill $$! 2>/dev/null" EXIT; \
-	  AIRFLOW_CONN_ALAQAN_DEFAULT='{"conn_type":"http","host":"http://127.0.0.1:$(SANDBOX_PORT)/api/astanahub/","password":"sandbox-key"}' \
-	  airflow standalone
+airflow: venv airflow-db ## Airflow (api-server, scheduler, dag-processor, triggerer) + sandboxes; UI on ELT_AIRFLOW_HOST:ELT_AIRFLOW_PORT (default 127.0.0.1:8080); Ctrl-C stops all
+	@$(VENV)/bin/elt airflow
 
 .PHONY: backfill
-backfill: venv airflow-db ## backfill days FROM..TO-1 of extract_alaqan (FROM/TO = logical dates; needs `make airflow` running)
-	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [DAG=extract_alaqan]"; exit 2)
-	@airflow dags reserialize > /dev/null
-	@airflow dags unpause $(or $(DAG),extract_alaqan) -y > /dev/null && airflow dags unpause transform_alaqan -y > /dev/null
-	@airflow backfill create --dag-id $(or $(DAG),extract_alaqan) --from-date $(FROM) --to-date $(TO) --max-active-runs 4
+backfill: venv airflow-db ## backfill days FROM..TO, both inclusive, of DAG (default extract_alaqan) and wait for gold; needs `make airflow`; RUNS=2 at a time
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD (both inclusive) [DAG=extract_alaqan] [RUNS=2]" >&2; exit 2; }
+	@$(VENV)/bin/elt backfill $(or $(DAG),extract_alaqan) --from $(FROM) --to $(TO) --max-active-runs $(or $(RUNS),2)
 
 .PHONY: lint
-lint: venv ## ruff (Python) + sqlfluff (dbt SQL)
-	@ruff check . && ruff format --check . && cd dbt && sqlfluff lint models
+lint: check ## alias of check
 
 .PHONY: bench
 bench: venv airflow-db ## benchmarks (bench/): Alaqan bronze load vs raw pyiceberg vs dlt

@@ -87,6 +87,10 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
     return conf
 
 
+#: Driver logging: console to stdout (Airflow logs a task's stderr as ERROR), see the file's comments.
+LOG4J2_CONFIG = Path(__file__).resolve().with_name("log4j2.properties")
+
+
 def session_conf(env: dict[str, str] | None = None) -> dict[str, str]:
     """Everything needed to start a driver: catalog settings, packages, local dirs and sizing."""
     env = dict(os.environ if env is None else env)
@@ -109,7 +113,9 @@ def session_conf(env: dict[str, str] | None = None) -> dict[str, str]:
             "spark.sql.shuffle.partitions": env.get("ELT_SPARK_SHUFFLE_PARTITIONS", "4"),
             "spark.ui.enabled": env.get("ELT_SPARK_UI", "false"),
             "spark.ui.showConsoleProgress": "false",
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={home / 'derby'}",
+            "spark.driver.extraJavaOptions": (
+                f"-Dderby.system.home={home / 'derby'} -Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}"
+            ),
         }
     )
     return conf

@@ -30,6 +30,7 @@ LOCATION_VARIABLES = (
     "ELT_QUALITY_URI",
     "ELT_S3_ENDPOINT",
     "ELT_ONEC_EXCHANGE_URI",
+    "ELT_STATE_DB_URL",
 )
 VISITS_SPEC = "bronze/alaqan/visits.yaml"
 

@@ -28,13 +28,14 @@ end
 {%- endmacro %}
 
 {#-
-  How gold exposes an IIN. 'hash': keyed SHA-256; the key is read by Spark from the driver's
-  environment (${env:ELT_IIN_HASH_KEY}) at parse time, so it never appears in dbt's compiled SQL or logs.
+  How gold exposes an IIN (platform setting ELT_IIN_MASKING, passed as var iin_masking). 'hash': keyed
+  SHA-256; Spark substitutes the key from its SQL conf spark.elt.iin_hash_key (set on the session by the
+  transform from ELT_IIN_HASH_KEY; by --conf on the Thrift server), so it never appears in compiled SQL.
 -#}
 {% macro mask_iin(col) -%}
     {%- if var('iin_masking', 'hash') == 'clear' -%}
         {{ col }}
     {%- else -%}
-        sha2(concat('${env:ELT_IIN_HASH_KEY}', ':', {{ col }}), 256)
+        sha2(concat('${spark.elt.iin_hash_key}', ':', {{ col }}), 256)
     {%- endif -%}
 {%- endmacro %}

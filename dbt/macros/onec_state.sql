@@ -3,7 +3,9 @@
   so that dbt unit tests can feed the bronze sources directly).
 
   Package order: silver.onec_packages (stg_onec__packages) — loaded packages sorted by 1C's
-  ДатаФормирования, then by arrival.
+  ДатаФормирования, then by arrival (onec_packages_in_exchange_order). Intermediate models and marts
+  read that order from silver; staging models, which read nothing but sources, compute it from the
+  bronze journal with the same macro (`packages=onec_bronze_packages()`).
 
   State of an entity = for every key, the row of the latest package holding that key (full packages and
   deltas both upsert). A key whose latest package is older than the latest FULL package holding that
@@ -25,10 +27,33 @@ end
 {%- endmacro %}
 
 {#-
-  Every row of a bronze entity with its package's order and flags (`package_seq`, `exchange_at`,
-  `is_full`) and its state key (`key`: SQL over the entity's columns, aliased `e`).
+  The loaded packages of a package journal (`relation`: bronze.onec_packages), with `exchange_at`
+  (1C's ДатаФормирования, else first arrival) and their exchange order `package_seq` (1 = oldest).
 -#}
-{% macro onec_rows(entity, key) -%}
+{% macro onec_packages_in_exchange_order(relation) -%}
+select
+    *,
+    row_number() over (order by exchange_at, first_seen_at, package_id) as package_seq
+from (
+    select
+        *,
+        coalesce(cast(generated_at as timestamp), cast(first_seen_at as timestamp)) as exchange_at
+    from {{ relation }}
+    where status = 'loaded'
+) as loaded
+{%- endmacro %}
+
+{#- The package order computed from bronze, for staging models (a subquery to pass as `packages`). -#}
+{% macro onec_bronze_packages() -%}
+    ({{ onec_packages_in_exchange_order(source('onec', 'onec_packages')) }})
+{%- endmacro %}
+
+{#-
+  Every row of a bronze entity with its package's order and flags (`package_seq`, `exchange_at`,
+  `is_full`) and its state key (`key`: SQL over the entity's columns, aliased `e`). `packages`: the
+  ordered packages, silver.onec_packages unless given (staging passes onec_bronze_packages()).
+-#}
+{% macro onec_rows(entity, key, packages=none) -%}
 select
     e.*,
     {{ key }} as state_key,
@@ -36,18 +61,20 @@ select
     p.exchange_at,
     p.is_full
 from {{ source('onec', 'onec_' ~ entity) }} as e
-inner join {{ ref('stg_onec__packages') }} as p on e.package_id = p.package_id
+inner join {{ packages if packages is not none else ref('stg_onec__packages') }} as p
+    on e.package_id = p.package_id
 {%- endmacro %}
 
 {#-
   Current state of an entity: the latest row per key (latest package, then last record in it), with
-  `is_stale` = the key is missing from the latest full package that holds this entity.
+  `is_stale` = the key is missing from the latest full package that holds this entity. `packages`: as
+  for onec_rows.
 -#}
-{% macro onec_latest(entity, key) -%}
+{% macro onec_latest(entity, key, packages=none) -%}
 with
 
 versions as (
-    {{ onec_rows(entity, key) }}
+    {{ onec_rows(entity, key, packages) }}
 ),
 
 coverage as (

@@ -1,29 +1,32 @@
-"""The only place Airflow Assets are defined: one per lakehouse table that schedules something.
+"""The only place Airflow Assets are made: one per lakehouse table, named by the registry.
 
-Extract DAGs emit bronze assets after their quality gate; each event's ``extra`` carries the data
-interval (``start``/``end``, ISO dates) it covered, because an asset-triggered run has no interval of
-its own. Transform DAGs schedule on bronze assets and emit silver/gold ones.
+Extract DAGs emit their source's trigger table (``bronze.alaqan_visits``, ``bronze.onec_packages``)
+after the quality gate; the event's ``extra`` says what was loaded, but the transform ledger in the
+state store — not the event — is what a transform builds from (events can coalesce or be missed).
+Transform DAGs schedule on their sources' trigger assets and emit their silver/gold tables.
 """
+
+from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from elt_platform.registry import Domain, Source
 
-def _table(identifier: str) -> Asset:
+
+def table_asset(identifier: str) -> Asset:
+    """The asset of a lakehouse table ``<namespace>.<table>``."""
     namespace, table = identifier.split(".", 1)
     return Asset(name=identifier, uri=f"iceberg://lakehouse/{namespace}/{table}", group="lakehouse")
 
 
-BRONZE_ALAQAN_VISITS = _table("bronze.alaqan_visits")
-SILVER_ALAQAN_VISITS = _table("silver.alaqan_visits")
-GOLD_ALAQAN_DAILY_ATTENDANCE = _table("gold.alaqan_daily_attendance")
-GOLD_ALAQAN_MONTHLY_SUMMARY = _table("gold.alaqan_monthly_summary")
+def trigger_asset(source: Source) -> Asset:
+    """The bronze asset a source's extract emits once its gate passed."""
+    return table_asset(source.trigger_table)
 
-# 1C (CommerceML): every package load of extract_onec / extract_onec_stocks emits the journal table,
-# whose event extra lists the package ids; transform_onec rebuilds silver/gold state from bronze.
-BRONZE_ONEC_PACKAGES = _table("bronze.onec_packages")
-SILVER_ONEC_PRODUCTS = _table("silver.onec_products")
-SILVER_ONEC_CATEGORIES = _table("silver.onec_categories")
-SILVER_ONEC_CUSTOMERS = _table("silver.onec_customers")
-GOLD_ONEC_CATALOG = _table("gold.onec_catalog")
-GOLD_ONEC_STOCK_BY_WAREHOUSE = _table("gold.onec_stock_by_warehouse")
-GOLD_ONEC_PRICE_HISTORY = _table("gold.onec_price_history")
+
+def silver_assets(domain: Domain) -> list[Asset]:
+    return [table_asset(t) for t in domain.silver_tables]
+
+
+def gold_assets(domain: Domain) -> list[Asset]:
+    return [table_asset(t) for t in domain.gold_tables]

@@ -1,13 +1,17 @@
-"""Command line of the platform: ``python -m elt_platform.cli <command>`` (wrapped by the Makefile).
+"""Command line of the platform: ``elt <command>`` (console script; ``python -m elt_platform.cli`` too).
 
 Commands:
-    run        the main job: Alaqan sandbox → extract_alaqan → transform_alaqan for a window (make run)
+    run        the main job: every registered source's extract DAGs, then its domains' transform DAGs,
+               against each source's sandbox unless a real endpoint is configured (make run)
     sql        Spark SQL over the lakehouse: interactive prompt, or ``-e QUERY`` (make sql)
-    counts     rows per layer and quarantine
+    counts     rows per registered table (``--source`` narrows)
     snapshots  a table's snapshots with the run that wrote each
     rollback   set a table back to the snapshot before a run's first commit
     load-1c    load (or replay) one 1C exchange package — a directory or a zip — into bronze.onec_*
     counts-1c  rows per 1C table
+    breaker / budget / ledger / watermark / state   the transactional state store (see state/README.md)
+
+Every command loads ``.env`` first (variables already set win).
 """
 
 from __future__ import annotations
@@ -18,48 +22,31 @@ import logging
 import os
 import sys
 import time
-from datetime import date, timedelta
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 
-from elt_platform.config import PlatformConfig
-
-LAYER_TABLES = (
-    "bronze.alaqan_visits",
-    "bronze.alaqan_visits_quarantine",
-    "silver.alaqan_visits",
-    "silver.alaqan_visits_quarantine",
-    "gold.alaqan_daily_attendance",
-    "gold.alaqan_monthly_summary",
-)
+from elt_platform.config import PlatformConfig, load_env_file
+from elt_platform.registry import registry
+from elt_platform.transform.layers import domain_settings
 
 
-ONEC_TABLES = (
-    "bronze.onec_packages",
-    "bronze.onec_groups",
-    "bronze.onec_products",
-    "bronze.onec_offers",
-    "bronze.onec_prices",
-    "bronze.onec_stocks",
-    "bronze.onec_contragents",
-    "bronze.onec_documents",
-    "silver.onec_packages",
-    "silver.onec_products",
-    "silver.onec_categories",
-    "silver.onec_customers",
-    "gold.onec_catalog",
-    "gold.onec_stock_by_warehouse",
-    "gold.onec_price_history",
-)
+def table_counts(tables: list[str] | tuple[str, ...] | None = None) -> dict[str, int | None]:
+    """Row counts from Iceberg metadata (snapshot summaries): no data file is read.
 
+    Args:
+        tables: identifiers; default every table the registry declares.
 
-def table_counts(tables=LAYER_TABLES) -> dict[str, int | None]:
-    """Row counts from Iceberg metadata (snapshot summaries): no data file is read."""
+    Returns:
+        Table → rows, None for a table that does not exist yet.
+    """
     from pyiceberg.exceptions import NoSuchTableError
 
     from elt_platform.iceberg.catalog import load_catalog
 
     catalog = load_catalog()
     counts: dict[str, int | None] = {}
-    for name in tables:
+    for name in tables if tables is not None else registry().tables():
         try:
             snapshot = catalog.load_table(name).current_snapshot()
         except NoSuchTableError:
@@ -70,58 +57,147 @@ def table_counts(tables=LAYER_TABLES) -> dict[str, int | None]:
     return counts
 
 
-def _alaqan_connection(server) -> str:
-    return json.dumps({"conn_type": "http", "host": server.base_url, "password": server.api_key})
+def _window(args: argparse.Namespace) -> tuple[date, date]:
+    """``[start, end)`` from ``--start``/``--end`` (inclusive dates) or ``--days`` ending yesterday."""
+    today = datetime.now(UTC).date()
+    last = date.fromisoformat(args.end) if args.end else today - timedelta(days=1)
+    first = date.fromisoformat(args.start) if args.start else last - timedelta(days=args.days - 1)
+    if last < first:
+        raise ValueError(f"--end {last} is before --start {first}")
+    return first, last + timedelta(days=1)
+
+
+def _describe(result: object) -> str:
+    """A task's return value in a few words: rows loaded, or dbt nodes built."""
+    if not isinstance(result, dict):
+        return ""
+    if "events" in result:
+        return f"{result['events']:,} rows" + (
+            f", {result['quarantined']:,} quarantined" if result.get("quarantined") else ""
+        )
+    if "packages" in result:
+        rows = sum(sum(p.get("counts", {}).values()) for p in result["packages"])
+        return f"{len(result['packages'])} package(s), {rows:,} rows"
+    if "intervals" in result:
+        return "full rebuild" if result.get("full") else f"{len(result['intervals'])} interval(s)"
+    if result and all(isinstance(v, int) for v in result.values()):
+        return ", ".join(f"{n} {status}" for status, n in sorted(result.items()))
+    return ""
+
+
+_MARK = {"success": "✔", "skipped": "–", "failed": "✘", "upstream_failed": "✘"}
+
+
+def _print_run(report, out) -> None:
+    print(
+        f"  {_MARK.get(report.state, '?')} {report.dag_id:28} {report.state:10} {report.seconds:6.1f}s",
+        file=out,
+    )
+    for task in report.tasks:
+        detail = _describe(task.result)
+        print(f"      {task.task_id:26} {task.state:10} {task.seconds:6.1f}s  {detail}".rstrip(), file=out)
+
+
+def _endpoint(source) -> str:
+    """Where a source's configured endpoint points (host or URI, never a secret)."""
+    value = os.environ.get(source.endpoint_variable or "", "")
+    try:
+        host = json.loads(value).get("host") or "?"
+    except (ValueError, AttributeError):
+        parts = urlsplit(value)
+        host = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.hostname else value.split("?")[0]
+    return f"configured {host} (from {source.endpoint_variable})"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from elt_platform.local_run import test_dag
+    from elt_platform.local_run import DagRunFailed, quiet_terminal, run_dag
+    from elt_platform.runs.extract import call
+    from elt_platform.sandbox.launch import SandboxOptions
 
-    end = date.fromisoformat(args.end) if args.end else date.today()
-    start = date.fromisoformat(args.start) if args.start else end - timedelta(days=args.days)
-    conf = {"start_date": start.isoformat(), "end_date": end.isoformat()}
-    server = None
-    if "AIRFLOW_CONN_ALAQAN_DEFAULT" not in os.environ:
-        from elt_platform.sandbox.alaqan.generator import AlaqanDataset
-        from elt_platform.sandbox.alaqan.server import SandboxServer
-
-        server = SandboxServer(AlaqanDataset(seed=args.seed, employees=args.employees)).start()
-        os.environ["AIRFLOW_CONN_ALAQAN_DEFAULT"] = _alaqan_connection(server)
-        print(f"» Alaqan sandbox: {server.root_url} ({args.employees} employees, seed {args.seed})")
-    began = time.monotonic()
     try:
-        print(f"» extract_alaqan  [{start}, {end})")
-        test_dag("extract_alaqan", conf)
-        print(f"» transform_alaqan [{start}, {end})")
-        test_dag("transform_alaqan", conf)
-    finally:
-        if server is not None:
-            server.stop()
-    print_summary(time.monotonic() - began)
-    return 0
-
-
-def print_summary(seconds: float) -> None:
+        start, end = _window(args)
+    except ValueError as exc:
+        print(f"✘ {exc}", file=sys.stderr)
+        return 2
+    reg = registry()
+    names = args.sources.split(",") if args.sources else list(reg.sources)
+    unknown = sorted(set(names) - set(reg.sources))
+    if unknown:
+        print(f"✘ unknown source(s) {unknown}; known: {sorted(reg.sources)}", file=sys.stderr)
+        return 2
+    sources = [reg.sources[n] for n in names]
+    domains = [d for d in reg.domains.values() if set(d.sources) & set(names)]
     config = PlatformConfig.from_env()
-    counts = table_counts()
-    print(f"\n✔ Alaqan pipeline finished in {seconds:.0f}s\n")
-    print(f"  {'table':40} {'rows':>10}")
-    for name, count in counts.items():
-        print(f"  {name:40} {'-' if count is None else f'{count:,}':>10}")
+    log_path = config.home / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    conf = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+    options = SandboxOptions(employees=args.employees, seed=args.seed)
+    days = (end - start).days
+    print(f"» window     {start} .. {end - timedelta(days=1)} ({days} day{'s' * (days != 1)}, inclusive)")
+    for domain in domains:
+        for key, value in domain_settings(domain).summary.items():
+            print(f"» {key:10} {value} ({domain.name})")
+    failed: list[str] = []
+    began = time.monotonic()
+    with ExitStack() as stack:
+        for source in sources:
+            if source.endpoint_variable and os.environ.get(source.endpoint_variable):
+                endpoint = _endpoint(source)
+            elif source.sandbox:
+                endpoint = stack.enter_context(call(source.sandbox, options))
+            else:
+                endpoint = "no sandbox and no endpoint configured"
+            print(f"» {source.name:10} {endpoint}")
+        print(f"» logs       {log_path}" + ("" if not args.verbose else " (not used with -v)"))
+        out = stack.enter_context(quiet_terminal(log_path)) if not args.verbose else sys.stdout
+        runs = [(e.dag_id, conf if e.kind == "interval" else {}) for s in sources for e in s.extracts]
+        runs += [(d.dag_id, {}) for d in domains]
+        for dag_id, run_conf in runs:
+            try:
+                report = run_dag(dag_id, run_conf, check=False)
+            except (DagRunFailed, KeyError) as exc:
+                print(f"  ✘ {dag_id}: {exc}", file=out)
+                failed.append(dag_id)
+                continue
+            _print_run(report, out)
+            if not report.ok:
+                failed.append(dag_id)
+    print_summary(time.monotonic() - began, sources, failed, log_path)
+    return 1 if failed else 0
+
+
+def print_summary(seconds: float, sources, failed: list[str], log_path) -> None:
+    config = PlatformConfig.from_env()
+    reg = registry()
+    counts = table_counts([t for s in sources for t in reg.tables(s.name)])
+    verdict = (
+        f"✘ {len(failed)} DAG run(s) failed: {', '.join(failed)}" if failed else "✔ platform run finished"
+    )
+    print(f"\n{verdict} in {seconds:.0f}s\n")
+    print(f"  {'source':8} {'table':44} {'rows':>10}")
+    for source in sources:
+        for name in reg.tables(source.name):
+            count = counts.get(name)
+            print(f"  {source.name:8} {name:44} {'-' if count is None else f'{count:,}':>10}")
     print(f"\n  warehouse:       {config.warehouse}")
     print(f"  catalog:         {config.catalog_uri}")
-    print(f"  raw responses:   {config.landing_uri}/alaqan")
+    print(f"  raw responses:   {config.landing_uri}")
     print(f"  quality results: {config.quality_uri}  (Data Docs: {config.home / 'gx'})")
-    print(
-        "  query gold:      make sql   (or: make sql Q='select * from gold.alaqan_monthly_summary limit 10')"
-    )
-    print("  Airflow UI:      make airflow  → http://localhost:8080 (DAGs extract_alaqan, transform_alaqan)")
+    print(f"  full log:        {log_path}")
+    print("  query gold:      elt sql -e 'select * from gold.alaqan_monthly_summary limit 10'  (or make sql)")
+    print("  Airflow UI:      make airflow  → http://127.0.0.1:8080")
 
 
-def cmd_counts(_args: argparse.Namespace) -> int:
-    for name, count in table_counts().items():
+def cmd_counts(args: argparse.Namespace) -> int:
+    tables = registry().tables(args.source) if args.source else None
+    for name, count in table_counts(tables).items():
         print(f"{name:40} {'-' if count is None else count:>10}")
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    """The engine's one-line message (Spark's AnalysisException carries the SQL state first)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -129,7 +205,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     spark = lakehouse_spark_session("sql")
     if args.execute:
-        spark.sql(args.execute).show(args.limit, truncate=False)
+        try:
+            spark.sql(args.execute).show(args.limit, truncate=False)
+        except Exception as exc:  # noqa: BLE001 - the engine's own message, not a Python traceback
+            print(f"✘ {_first_line(exc)}", file=sys.stderr)
+            return 1
         return 0
     print("Spark SQL on the lakehouse (catalog 'lakehouse': bronze, silver, gold). End a statement with ';'.")
     print("Try: show tables in gold;  select * from gold.alaqan_monthly_summary limit 10;  quit;")
@@ -148,7 +228,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
             try:
                 spark.sql(statement).show(args.limit, truncate=False)
             except Exception as exc:  # noqa: BLE001 - a prompt reports and continues
-                print(f"error: {exc}".splitlines()[0])
+                print(f"✘ {_first_line(exc)}")
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
@@ -164,12 +244,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     snapshot_id = rollback_run(args.table, args.run_id)
     print(f"{args.table}: current snapshot is now {snapshot_id} (state before run {args.run_id})")
-    return 0
-
-
-def cmd_counts_1c(_args: argparse.Namespace) -> int:
-    for name, count in table_counts(ONEC_TABLES).items():
-        print(f"{name:40} {'-' if count is None else count:>10}")
     return 0
 
 
@@ -208,20 +282,26 @@ def cmd_load_1c(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m elt_platform.cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="elt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the Alaqan pipeline end to end against the sandbox")
-    run.add_argument("--days", type=int, default=30, help="window length ending today (default 30)")
-    run.add_argument("--start", help="first day (YYYY-MM-DD), overrides --days")
-    run.add_argument("--end", help="day after the last one (default today)")
-    run.add_argument("--employees", type=int, default=300, help="sandbox roster size")
+    run = sub.add_parser(
+        "run", help="run every source end to end (its sandbox unless a real endpoint is configured)"
+    )
+    run.add_argument("--days", type=int, default=30, help="window length ending yesterday (default 30)")
+    run.add_argument("--start", help="first day, inclusive (YYYY-MM-DD); overrides --days")
+    run.add_argument("--end", help="last day, inclusive (YYYY-MM-DD; default yesterday, UTC)")
+    run.add_argument("--sources", help="comma-separated sources (default: every registered source)")
+    run.add_argument("--employees", type=int, default=300, help="Alaqan sandbox roster size")
     run.add_argument("--seed", type=int, default=42, help="sandbox data seed")
+    run.add_argument("-v", "--verbose", action="store_true", help="show every log line on the terminal")
     run.set_defaults(func=cmd_run)
     sql = sub.add_parser("sql", help="Spark SQL over the lakehouse")
     sql.add_argument("-e", "--execute", help="run one statement and exit")
     sql.add_argument("--limit", type=int, default=50)
     sql.set_defaults(func=cmd_sql)
-    sub.add_parser("counts", help="rows per table").set_defaults(func=cmd_counts)
+    counts = sub.add_parser("counts", help="rows per table (every registered table)")
+    counts.add_argument("--source", choices=sorted(registry().sources), help="only this source's tables")
+    counts.set_defaults(func=cmd_counts)
     snaps = sub.add_parser("snapshots", help="list snapshots with their run ids")
     snaps.add_argument("table")
     snaps.set_defaults(func=cmd_snapshots)
@@ -244,13 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load_1c.add_argument("--json", action="store_true", help="print the load summary as JSON")
     load_1c.set_defaults(func=cmd_load_1c)
-    sub.add_parser("counts-1c", help="rows per 1C table (bronze/silver/gold)").set_defaults(
-        func=cmd_counts_1c
+    sub.add_parser("counts-1c", help="rows per 1C table (= counts --source onec)").set_defaults(
+        func=cmd_counts, source="onec"
     )
+    from elt_platform.state.commands import register
+
+    register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_env_file()
     logging.basicConfig(
         level=os.environ.get("ELT_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -27,6 +27,7 @@ class PlatformConfig:
     landing_uri: str
     quality_uri: str
     s3_endpoint: str | None
+    profile: str = "embedded"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> PlatformConfig:
@@ -41,6 +42,7 @@ class PlatformConfig:
             landing_uri=env.get("ELT_LANDING_URI", (home / "landing").as_uri()),
             quality_uri=env.get("ELT_QUALITY_URI", (home / "quality").as_uri()),
             s3_endpoint=env.get("ELT_S3_ENDPOINT") or None,
+            profile=(env.get("ELT_PROFILE") or "embedded").strip().lower(),
         )
 
     def pyiceberg_properties(self) -> dict[str, str]:
@@ -56,6 +58,24 @@ class PlatformConfig:
         for uri in (self.warehouse, self.landing_uri, self.quality_uri):
             if uri.startswith("file://"):
                 Path(uri[len("file://") :]).mkdir(parents=True, exist_ok=True)
+
+
+def load_env_file(path: Path | None = None) -> Path | None:
+    """Load ``.env`` (``ELT_ENV_FILE``, else ``<repo>/.env``) into the environment, if present.
+
+    Variables already set win, as docker compose does: the file is the documented place for settings
+    (``.env.example``), so the CLI, ``make run`` and ``make airflow`` see what compose would.
+
+    Returns:
+        The file loaded, or None.
+    """
+    from dotenv import load_dotenv
+
+    path = path or Path(os.environ.get("ELT_ENV_FILE") or REPO_ROOT / ".env")
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False)
+    return path
 
 
 def dbt_env(env: dict[str, str] | None = None) -> dict[str, str]:

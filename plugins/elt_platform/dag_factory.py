@@ -1,27 +1,36 @@
-"""The only DAG builders: ``build_extract_dag`` (interval sources) and ``build_package_dag`` (1C packages).
+"""The only DAG builders, driven by the registry (:mod:`elt_platform.registry`).
 
-Shape of every interval extract DAG, one per entry of ``EXTRACT_PIPELINES``: ``extract_to_bronze``
-(fetch, land raw, replace the interval's bronze slice) → ``quality_gate_bronze`` (Great Expectations;
-on success emits the bronze assets with the interval in the event's ``extra``). The 1C exchange DAGs,
-one per loader mode: ``load_packages`` (the complete packages waiting, oldest first) →
-``quality_gate_bronze`` (the loaded package slices; emits ``bronze.onec_packages`` with the package
-ids). Task bodies delegate to ``elt_platform``; nothing heavy is imported while the file is parsed.
+* ``build_extract_dag(source, extract)`` — interval kind: ``extract_to_bronze`` (load ``[start, end)``,
+  record it in the transform ledger) → ``quality_gate_bronze`` (Great Expectations; marks the interval
+  pending and emits the source's trigger asset). Package kind: ``load_packages`` → ``quality_gate_bronze``.
+* ``build_transform_dag(domain)`` — ``claim_pending`` (the ledger's pending slices) → ``dbt_build_silver``
+  → ``quality_gate_silver`` → ``dbt_build_gold`` → ``mark_done``; scheduled on its sources' trigger
+  assets *or* a sweep cron, so work whose event was coalesced or missed is still built.
+
+Task bodies are a few lines delegating to :mod:`elt_platform.runs`; nothing heavy is imported while a
+DAG file is parsed. Input that can never succeed (an inverted interval, a malformed date) fails the
+task at once, without retries.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from importlib import import_module
+from datetime import UTC, date, datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
 
-from elt_platform.assets import BRONZE_ONEC_PACKAGES
+from elt_platform.assets import gold_assets, silver_assets, table_asset, trigger_asset
+from elt_platform.registry import Domain, Extract, Source, registry
 
-DEFAULT_ARGS = {
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
-    "retry_exponential_backoff": True,
-}
 INTERVAL_PARAMS = {
     "start_date": Param(
         None, type=["null", "string"], format="date", description="First day to load (manual runs)."
@@ -30,169 +39,205 @@ INTERVAL_PARAMS = {
         None, type=["null", "string"], format="date", description="Day after the last one (exclusive)."
     ),
 }
-
 PACKAGE_PARAMS = {
     "path": Param(None, type=["null", "string"], description="Load this package instead."),
 }
+TRANSFORM_PARAMS = {
+    "start_date": Param(
+        None, type=["null", "string"], format="date", description="Also rebuild from this day (manual)."
+    ),
+    "end_date": Param(None, type=["null", "string"], format="date", description="…to this day, exclusive."),
+}
 
 
-def _call(dotted: str, *args, **kwargs):
-    module, _, name = dotted.partition(":")
-    return getattr(import_module(module), name)(*args, **kwargs)
+def _requested_interval(context) -> tuple[date, date]:
+    """The task's ``[start, end)`` (params, else data interval, else yesterday in UTC).
 
-
-def run_interval() -> tuple:
-    """The current task's ``[start, end)`` days (params, else data interval, else yesterday)."""
-    from elt_platform.intervals import resolve_interval
-
-    context = get_current_context()
-    return resolve_interval(
-        context.get("params"),
-        context.get("data_interval_start"),
-        context.get("data_interval_end"),
-        today=datetime.now().date(),
-    )
-
-
-def build_extract_dag(
-    *,
-    source: str,
-    schedule: str,
-    owner: str,
-    start_date: datetime,
-    doc_md: str | None = None,
-    catchup: bool = False,
-    tags: tuple[str, ...] = (),
-) -> DAG:
-    """Build ``extract_<source>``.
-
-    Args:
-        source: key of ``EXTRACT_PIPELINES``.
-        schedule: cron expression; each run loads its data interval (a cron *data-interval*
-            timetable: the run at 02:00 on day D covers day D-1, as backfills expect).
-        owner: team or person answering for the DAG.
-        start_date: first data interval (history is loaded with ``airflow backfill create``).
-        doc_md: DAG docs (the DAG file's docstring).
-        catchup: whether the scheduler fills missed intervals itself.
-        tags: extra tags besides ``extract`` and the source.
-
-    Returns:
-        The DAG (registered by Airflow because the DAG file calls this at module level).
+    Raises:
+        AirflowFailException: the params are malformed or inverted — retrying cannot help.
     """
-    from elt_platform.pipelines import EXTRACT_PIPELINES
+    from airflow.sdk.exceptions import AirflowFailException
 
-    pipeline = EXTRACT_PIPELINES[source]
+    from elt_platform.intervals import IntervalError, resolve_interval
+
+    try:
+        return resolve_interval(
+            context.get("params"),
+            context.get("data_interval_start"),
+            context.get("data_interval_end"),
+            today=datetime.now(UTC).date(),
+        )
+    except (IntervalError, ValueError) as exc:
+        raise AirflowFailException(f"bad interval: {exc}") from None
+
+
+def _manual_interval(context) -> tuple[date, date] | None:
+    params = context.get("params") or {}
+    if not (params.get("start_date") or params.get("end_date")):
+        return None
+    return _requested_interval(context)
+
+
+def build_extract_dag(source: Source, extract: Extract) -> DAG:
+    """Build one extract DAG of ``source`` (interval or package kind)."""
+    interval = extract.kind == "interval"
+    trigger = trigger_asset(source)
+    default_args = {
+        "owner": source.owner,
+        "retries": 2,
+        "retry_delay": extract.retry_delay,
+        "retry_exponential_backoff": interval,
+    }
+    if source.pool:
+        default_args["pool"] = source.pool
 
     @dag(
-        dag_id=f"extract_{source}",
-        schedule=CronDataIntervalTimetable(schedule, timezone="UTC"),
-        start_date=start_date,
-        catchup=catchup,
-        max_active_runs=4,
-        default_args={**DEFAULT_ARGS, "owner": owner},
-        params=INTERVAL_PARAMS,
-        tags=["extract", "bronze", source, *tags],
-        doc_md=doc_md or pipeline.description,
+        dag_id=extract.dag_id,
+        # Interval kind: a cron *data-interval* timetable — the run at 02:00 on day D covers day D-1,
+        # as backfills expect. Package kind: each run loads whatever is waiting.
+        schedule=CronDataIntervalTimetable(extract.schedule, timezone="UTC")
+        if interval
+        else extract.schedule,
+        start_date=source.start_date,
+        catchup=False,
+        max_active_runs=extract.max_active_runs,
+        default_args=default_args,
+        params=INTERVAL_PARAMS if interval else PACKAGE_PARAMS,
+        tags=["extract", "bronze", source.name, *extract.tags],
+        doc_md=extract.doc,
     )
     def extract_dag():
-        @task(task_id="extract_to_bronze")
-        def extract_to_bronze() -> dict:
-            start, end = run_interval()
-            run_id = get_current_context()["run_id"]
-            summary = _call(pipeline.extract, start, end, run_id=run_id)
-            return {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id, **summary}
+        if interval:
 
-        @task(task_id="quality_gate_bronze", outlets=list(pipeline.outlets))
-        def quality_gate_bronze(loaded: dict) -> dict:
-            from datetime import date
+            @task(task_id="extract_to_bronze")
+            def extract_to_bronze() -> dict:
+                from elt_platform.runs.extract import load_interval
 
-            from elt_platform.quality.gate import run_gate
+                context = get_current_context()
+                start, end = _requested_interval(context)
+                return load_interval(source.name, extract.dag_id, start, end, run_id=context["run_id"])
 
-            start, end = date.fromisoformat(loaded["start"]), date.fromisoformat(loaded["end"])
-            results = {
-                suite: run_gate(suite, start, end, run_id=loaded["run_id"]).result_uri
-                for suite in pipeline.bronze_suites
-            }
-            outlet_events = get_current_context()["outlet_events"]
-            for asset in pipeline.outlets:
-                outlet_events[asset].extra = {
+            @task(task_id="quality_gate_bronze", outlets=[trigger])
+            def quality_gate_bronze(loaded: dict) -> dict:
+                from elt_platform.runs.extract import gate_interval
+
+                context = get_current_context()
+                results = gate_interval(source.name, loaded, run_id=loaded["run_id"])
+                context["outlet_events"][trigger].extra = {
                     "start": loaded["start"],
                     "end": loaded["end"],
                     "run_id": loaded["run_id"],
-                    "events": loaded.get("events"),
                 }
-            return {"quality_results": results, **loaded}
+                return {"quality_results": results, **loaded}
 
-        quality_gate_bronze(extract_to_bronze())
+            quality_gate_bronze(extract_to_bronze())
+        else:
+
+            @task(task_id="load_packages")
+            def load_packages() -> dict:
+                from elt_platform.runs.extract import load_packages as load
+
+                context = get_current_context()
+                path = (context.get("params") or {}).get("path")
+                return load(source.name, extract.dag_id, run_id=context["run_id"], path=path)
+
+            @task(task_id="quality_gate_bronze", outlets=[trigger])
+            def quality_gate_packages(loaded: dict) -> dict:
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                from elt_platform.runs.extract import gate_packages
+
+                if not loaded["package_ids"]:
+                    raise AirflowSkipException("no complete package waiting")
+                context = get_current_context()
+                results = gate_packages(source.name, extract.dag_id, loaded, run_id=context["run_id"])
+                context["outlet_events"][trigger].extra = {
+                    "kind": loaded.get("kind"),
+                    "package_ids": loaded["package_ids"],
+                }
+                return results
+
+            quality_gate_packages(load_packages())
 
     return extract_dag()
 
 
-def build_package_dag(
-    *,
-    dag_id: str,
-    mode: str,
-    schedule: str,
-    owner: str,
-    start_date: datetime,
-    retry_delay: timedelta,
-    doc_md: str | None = None,
-    catchup: bool = False,
-    tags: tuple[str, ...] = (),
-) -> DAG:
-    """Build a DAG loading the 1C exchange packages of one loader mode into bronze.
-
-    Args:
-        dag_id: the DAG file's stem.
-        mode: loader mode (``catalog`` or ``stocks``), see
-            :func:`elt_platform.sources.commerceml.extract.load_pending`.
-        schedule: cron expression; each run loads whatever complete packages are waiting.
-        owner: team or person answering for the DAG.
-        start_date: first scheduled run.
-        retry_delay: pause before a failed task's retry.
-        doc_md: DAG docs (the DAG file's docstring).
-        catchup: whether the scheduler fills missed runs itself.
-        tags: extra tags besides ``extract``, ``bronze`` and ``onec``.
-
-    Returns:
-        The DAG (registered by Airflow because the DAG file calls this at module level).
-    """
+def build_transform_dag(domain: Domain) -> DAG:
+    """Build ``transform_<domain>`` from its declaration."""
+    sources = [registry().sources[name] for name in domain.sources]
+    wake_up = AssetAny(*(trigger_asset(s) for s in sources))
 
     @dag(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=start_date,
-        catchup=catchup,
-        max_active_runs=1,  # deltas must apply in order
-        default_args={"owner": owner, "retries": 2, "retry_delay": retry_delay},
-        params=PACKAGE_PARAMS,
-        tags=["extract", "bronze", "onec", *tags],
-        doc_md=doc_md,
+        dag_id=domain.dag_id,
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(domain.sweep, timezone="UTC"), assets=wake_up
+        ),
+        start_date=domain.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": domain.owner, "retries": 1, "retry_delay": timedelta(minutes=2)},
+        params=TRANSFORM_PARAMS,
+        tags=["transform", "dbt", "silver", "gold", domain.name, *domain.sources],
+        doc_md=domain.doc,
     )
-    def package_dag():
-        @task
-        def load_packages() -> dict:
-            from elt_platform.sources.commerceml.extract import load_pending
-
-            context = get_current_context()
-            return load_pending(mode, run_id=context["run_id"], path=context["params"].get("path"))
-
-        @task(outlets=[BRONZE_ONEC_PACKAGES])
-        def quality_gate_bronze(loaded: dict) -> dict:
+    def transform_dag():
+        @task(task_id="claim_pending")
+        def claim_pending() -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from elt_platform.sources.commerceml.extract import gate_packages
+            from elt_platform.runs.transform import claim, has_work
 
-            if not loaded["package_ids"]:
-                raise AirflowSkipException(f"no complete {mode} package waiting")
             context = get_current_context()
-            results = gate_packages(loaded, run_id=context["run_id"])
-            context["outlet_events"][BRONZE_ONEC_PACKAGES].extra = {
-                "kind": loaded["kind"],
-                "package_ids": loaded["package_ids"],
-            }
-            return results
+            work = claim(domain.name, run_id=context["run_id"], requested=_manual_interval(context))
+            if not has_work(work):
+                raise AirflowSkipException("nothing pending in the transform ledger")
+            return work
 
-        quality_gate_bronze(load_packages())
+        @task(task_id="dbt_build_silver", outlets=silver_assets(domain))
+        def dbt_build_silver(work: dict) -> dict:
+            from elt_platform.runs.transform import build
 
-    return package_dag()
+            return build(domain.name, "silver", work)
+
+        @task(task_id="quality_gate_silver")
+        def quality_gate_silver(work: dict, _silver: dict) -> list[str]:
+            from elt_platform.runs.transform import gate
+
+            return gate(domain.name, work, run_id=get_current_context()["run_id"])
+
+        @task(task_id="dbt_build_gold", outlets=gold_assets(domain))
+        def dbt_build_gold(work: dict, _gate: list[str]) -> dict:
+            from elt_platform.runs.transform import build
+
+            return build(domain.name, "gold", work)
+
+        @task(task_id="mark_done")
+        def mark_done(_gold: dict) -> int:
+            from elt_platform.runs.transform import complete
+
+            return complete(domain.name, run_id=get_current_context()["run_id"])
+
+        work = claim_pending()
+        silver = dbt_build_silver(work)
+        mark_done(dbt_build_gold(work, quality_gate_silver(work, silver)))
+
+    return transform_dag()
+
+
+def build_extract_dags() -> list[DAG]:
+    """Every extract DAG of the registry."""
+    return [build_extract_dag(source, extract) for source, extract in registry().extracts()]
+
+
+def build_transform_dags() -> list[DAG]:
+    """Every transform DAG of the registry."""
+    return [build_transform_dag(domain) for domain in registry().domains.values()]
+
+
+__all__ = [
+    "build_extract_dag",
+    "build_extract_dags",
+    "build_transform_dag",
+    "build_transform_dags",
+    "table_asset",
+]

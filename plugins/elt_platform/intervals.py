@@ -1,4 +1,4 @@
-"""Which days a run covers: explicit params, the run's data interval, or its triggering asset events.
+"""Which days a run covers: explicit params or the run's data interval; merging owed intervals.
 
 Pure functions over plain values so that scheduled runs, backfills, manual triggers and
 asset-triggered runs all resolve the same way and can be tested without Airflow.
@@ -56,31 +56,14 @@ def resolve_interval(
     return start, end
 
 
-def interval_from_events(extras: Iterable[Mapping[str, object]]) -> tuple[date, date] | None:
-    """Cover every interval named by asset events' extras (``start``/``end``); None if none do."""
-    starts, ends = [], []
-    for extra in extras:
-        if extra and extra.get("start") and extra.get("end"):
-            starts.append(_as_date(extra["start"]))
-            ends.append(_as_date(extra["end"]))
-    if not starts:
-        return None
-    return min(starts), max(ends)
+def merge_intervals(spans: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
+    """Half-open intervals merged where they touch or overlap, in order.
 
-
-def intervals_from_events(extras: Iterable[Mapping[str, object]]) -> list[tuple[date, date]]:
-    """The asset events' intervals merged where they touch or overlap, in order.
-
-    A transform triggered by a year-old backfill day and by yesterday's load must rebuild two days,
-    not the 365 between them (what the hull from :func:`interval_from_events` would cover).
+    A transform owed a year-old backfill day and yesterday's load must rebuild two days, not the 365
+    between them (what their hull would cover).
     """
-    spans = sorted(
-        (_as_date(extra["start"]), _as_date(extra["end"]))
-        for extra in extras
-        if extra and extra.get("start") and extra.get("end")
-    )
     merged: list[tuple[date, date]] = []
-    for start, end in spans:
+    for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:

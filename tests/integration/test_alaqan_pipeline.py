@@ -114,7 +114,7 @@ def _counts() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def pipeline():
-    from elt_platform.local_run import test_dag
+    from elt_platform.local_run import run_dag
     from elt_platform.sandbox.alaqan.generator import AlaqanDataset
     from elt_platform.sandbox.alaqan.server import SandboxServer
 
@@ -135,12 +135,12 @@ def pipeline():
             # A storm the client must ride out: three 429s (Retry-After: 1) and two 500s up front.
             server.set_faults(next_429=3, next_500=2, retry_after=1)
             conf = {"start_date": START.isoformat(), "end_date": END.isoformat()}
-            test_dag("extract_alaqan", conf)
-            test_dag("transform_alaqan", conf)
+            run_dag("extract_alaqan", conf)
+            run_dag("transform_attendance", conf)
             first = _counts()
             stats = server.stats()
-            test_dag("extract_alaqan", conf)
-            test_dag("transform_alaqan", conf)
+            run_dag("extract_alaqan", conf)
+            run_dag("transform_attendance", conf)
             second = _counts()
             yield {"dataset": dataset, "first": first, "second": second, "stats": stats}
 
@@ -219,7 +219,7 @@ def test_snapshots_carry_the_run_id(pipeline):
 def test_dbt_unit_tests_pass(pipeline):
     from elt_platform.transform.dbt import run_dbt
 
-    summary = run_dbt(["test", "--select", "tag:alaqan", "--resource-type", "unit_test"])
+    summary = run_dbt(["test", "--select", "tag:alaqan", "tag:attendance", "--resource-type", "unit_test"])
     assert summary.statuses == {"pass": 4}, summary
 
 

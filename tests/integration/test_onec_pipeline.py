@@ -11,7 +11,7 @@ parser under test). The story, in 1C's exchange order:
 5. ``rests5`` — a stocks-only package (one quantity changed, a later date), via ``extract_onec_stocks``;
 6. ``prices6`` — a prices-only package (one price changed, later again), via ``load-1c`` (the CLI);
 then a replay of ``full1`` (counts unchanged), a package with a truncated file (no table changes), and
-one ``transform_onec`` run. One Spark session (dbt) for the whole module.
+one ``transform_catalog`` run. One Spark session (dbt) for the whole module.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _rows(sql: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory):
     from elt_platform.cli import main as cli
-    from elt_platform.local_run import test_dag
+    from elt_platform.local_run import run_dag
     from elt_platform.sources.commerceml.exchange import ExchangeArea
     from elt_platform.sources.commerceml.loader import PackageLoadError, load_package
     from elt_platform.sources.commerceml.package import build_manifest
@@ -262,10 +262,10 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         packages = {"full1": full1, "full2": full2, "delta3": delta3, "bitrix": bitrix}
         packages.update(rests5=rests5, prices6=prices6)
         ids = {name: build_manifest(path).package_id for name, path in packages.items()}
-        test_dag("extract_onec")  # full1 then bitrix (oldest first); rests5 is left to the stocks DAG
+        run_dag("extract_onec")  # full1 then bitrix (oldest first); rests5 is left to the stocks DAG
         load_package(full2, run_id="e2e")
         load_package(delta3, run_id="e2e")
-        test_dag("extract_onec_stocks")
+        run_dag("extract_onec_stocks")
         assert cli(["load-1c", str(prices6)]) == 0  # auto mode: a prices-only package → stocks
         counts_before_replay = _bronze_counts(ids["full1"])
         replay = load_package(next(area.archive_dir.glob("*/full1")), run_id="e2e-replay")
@@ -274,7 +274,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         with pytest.raises(PackageLoadError) as failure:
             load_package(broken, run_id="e2e")
         snapshots_after_broken = _snapshot_ids()
-        test_dag("transform_onec")
+        run_dag("transform_catalog")
         yield {
             "area": area,
             "ids": ids,

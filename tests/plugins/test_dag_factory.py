@@ -1,181 +1,254 @@
-"""``build_extract_dag``: the shape of every extract DAG, and what its two tasks hand each other.
+"""The registry drives every DAG: declarations → extract/transform DAGs, assets, table lists, ledger.
 
-Task bodies are run as plain functions with a stand-in Airflow context, a stand-in extract callable
-and a stand-in quality gate; the real ones have their own tests.
+The fake-source tests prove the kernel's promise: a new source is its package under ``sources/``
+(with ``pipeline.py``), its bronze schemas and dbt models — the DAG files, assets, CLI table lists
+and the transform ledger pick it up with nothing else changed. The fake package is written to a
+temporary directory that joins ``elt_platform.sources``'s package path; its DAGs are then parsed
+from the real ``dags/`` folder and run with Airflow's own ``dag.test()``.
 """
 
 from __future__ import annotations
 
 import sys
-import types
-from collections import defaultdict
+import textwrap
 from datetime import date, datetime
 
 import pytest
-from airflow.sdk import Asset
-from airflow.sdk.exceptions import ParamValidationError
 
-from elt_platform import dag_factory
-from elt_platform.dag_factory import build_extract_dag
-from elt_platform.intervals import interval_from_events
-from elt_platform.pipelines import EXTRACT_PIPELINES, ExtractPipeline
-
-START = datetime(2024, 1, 1)
-FAKE_ASSETS = (
-    Asset(name="bronze.fake_things", uri="iceberg://lakehouse/bronze/fake_things"),
-    Asset(name="bronze.fake_things_quarantine", uri="iceberg://lakehouse/bronze/fake_things_quarantine"),
+import elt_platform.sources
+from elt_platform.registry import (
+    Domain,
+    Extract,
+    RegistryError,
+    Source,
+    build_registry,
+    registry,
 )
 
+START = datetime(2024, 1, 1)
 
-def _alaqan(**overrides):
-    kwargs = {"source": "alaqan", "schedule": "0 2 * * *", "owner": "data-platform", "start_date": START}
-    return build_extract_dag(**{**kwargs, **overrides})
+FAKE_PIPELINE = '''
+"""A fake source: one interval extract into bronze.fakesrc_things, one domain."""
+from datetime import datetime
 
+from elt_platform.registry import Domain, Extract, Source
 
-@pytest.fixture
-def fake_source(monkeypatch):
-    """A second pipeline, ``fake``, whose extract callable records its calls."""
-    calls = []
-
-    def extract(start, end, *, run_id):
-        calls.append((start, end, run_id))
-        return {"days": (end - start).days, "events": 42}
-
-    monkeypatch.setitem(sys.modules, "fake_source_extract", types.SimpleNamespace(extract=extract))
-    monkeypatch.setitem(
-        EXTRACT_PIPELINES,
-        "fake",
-        ExtractPipeline(
-            source="fake",
-            extract="fake_source_extract:extract",
-            bronze_suites=("bronze_fake_things", "bronze_fake_things_quarantine"),
-            outlets=FAKE_ASSETS,
-            description="fake things",
+SOURCE = Source(
+    name="fakesrc",
+    title="Fake",
+    owner="team-fake",
+    start_date=datetime(2024, 1, 1),
+    extracts=(
+        Extract(
+            dag_id="extract_fakesrc",
+            kind="interval",
+            call="elt_platform.sources.fakesrc.extract:extract",
+            schedule="0 3 * * *",
+            doc="fake things",
         ),
-    )
-    return calls
+    ),
+    bronze_tables=("bronze.fakesrc_things",),
+    trigger_table="bronze.fakesrc_things",
+    domains=("fakedomain",),
+)
+DOMAINS = (
+    Domain(
+        name="fakedomain",
+        sources=("fakesrc",),
+        rebuild="interval",
+        silver_tables=("silver.fakesrc_things",),
+        gold_tables=("gold.fake_mart",),
+        owner="team-fake",
+        start_date=datetime(2024, 1, 1),
+        doc="fake marts",
+    ),
+)
+'''
+FAKE_EXTRACT = """
+CALLS = []
+
+
+def extract(start, end, *, run_id):
+    CALLS.append((start, end, run_id))
+    return {"days": (end - start).days, "events": 7 * (end - start).days}
+"""
+
+
+def _source(name="s", **overrides) -> Source:
+    values = {
+        "name": name,
+        "title": name,
+        "owner": "o",
+        "start_date": START,
+        "extracts": (Extract(f"extract_{name}", "interval", "m:f", "@daily", "d"),),
+        "bronze_tables": (f"bronze.{name}_x",),
+        "trigger_table": f"bronze.{name}_x",
+        "domains": ("d",),
+    }
+    return Source(**{**values, **overrides})
+
+
+def _domain(name="d", sources=("s",)) -> Domain:
+    return Domain(name, sources, "interval", (), (), "o", START, "doc")
+
+
+def _module(source=None, domains=()):
+    return type("Declarations", (), {"SOURCE": source, "DOMAINS": domains})
+
+
+def test_registry_holds_the_shipped_sources():
+    reg = registry()
+    assert set(reg.sources) >= {"alaqan", "onec"}
+    assert {e.dag_id for _, e in reg.extracts()} >= {"extract_alaqan", "extract_onec", "extract_onec_stocks"}
+    assert reg.domains["attendance"].sources == ("alaqan",)
+    assert reg.domains["catalog"].rebuild == "state"
+    # The CLI's table lists come from here: every 1C bronze table, silver and gold included.
+    assert len([t for t in reg.tables("onec") if t.startswith("bronze.")]) == 15
+    assert "gold.alaqan_monthly_summary" in reg.tables("alaqan")
+    assert "gold.alaqan_monthly_summary" not in reg.tables("onec")
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ([_module(_source(), (_domain(),)), _module(_source(), ())], "source 's' declared twice"),
+        ([_module(_source(), (_domain(sources=("s", "nope")),))], "reads unknown sources"),
+        ([_module(_source(domains=("other",)), (_domain(),))], "feeds undeclared domains"),
+        ([_module(_source(bronze_tables=("bronze.t_x",)), (_domain(),))], "bronze tables must be"),
+        (
+            [
+                _module(_source("a"), (_domain(sources=("a", "b")),)),
+                _module(_source("b", extracts=(Extract("extract_a", "interval", "m:f", "@daily", "d"),)), ()),
+            ],
+            "DAG ids declared twice",
+        ),
+    ],
+)
+def test_contradicting_declarations_are_refused(modules, message):
+    with pytest.raises(RegistryError, match=message):
+        build_registry(modules)
+
+
+def test_domain_selects_its_marts_and_their_upstream_by_graph():
+    domain = Domain("crm", ("amo", "ident"), "interval", (), (), "o", START, "doc")
+    assert domain.silver_selectors() == [
+        "+path:models/marts/crm,tag:silver",
+        "tag:amo,tag:silver",
+        "tag:ident,tag:silver",
+        "source:amo",
+        "source:ident",
+    ]
+    assert domain.gold_selectors() == ["path:models/marts/crm"]
 
 
 @pytest.fixture
-def context(monkeypatch):
-    """The Airflow context the task bodies will see (a dict they read and write)."""
-    ctx = {"run_id": "manual__2025-03-10T09:00:00+00:00", "params": {}, "outlet_events": defaultdict(dict)}
-    monkeypatch.setattr(dag_factory, "get_current_context", lambda: ctx)
-    return ctx
+def fake_source(tmp_path, monkeypatch, lakehouse_env):
+    """``elt_platform.sources.fakesrc``: a package and a registry entry, nothing else."""
+    package = tmp_path / "extra_sources" / "fakesrc"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""Fake source."""\n')
+    (package / "pipeline.py").write_text(textwrap.dedent(FAKE_PIPELINE))
+    (package / "extract.py").write_text(textwrap.dedent(FAKE_EXTRACT))
+    monkeypatch.setattr(
+        elt_platform.sources, "__path__", [*elt_platform.sources.__path__, str(package.parent)]
+    )
+    registry.cache_clear()
+    yield
+    registry.cache_clear()
+    for name in [m for m in sys.modules if m.startswith("elt_platform.sources.fakesrc")]:
+        del sys.modules[name]
 
 
-def test_tasks_and_their_order():
-    dag = _alaqan()
-    assert dag.dag_id == "extract_alaqan"
-    assert set(dag.task_ids) == {"extract_to_bronze", "quality_gate_bronze"}
-    assert dag.get_task("extract_to_bronze").upstream_task_ids == set()
-    assert dag.get_task("quality_gate_bronze").upstream_task_ids == {"extract_to_bronze"}
-    assert dag.get_task("quality_gate_bronze").downstream_task_ids == set()
+def test_a_new_source_gets_its_dags_assets_and_tables(fake_source):
+    from elt_platform.local_run import load_dag
 
-
-def test_only_the_gate_emits_the_bronze_asset():
-    dag = _alaqan()
-    assert [(a.name, a.uri) for a in dag.get_task("quality_gate_bronze").outlets] == [
-        ("bronze.alaqan_visits", "iceberg://lakehouse/bronze/alaqan_visits")
+    extract = load_dag("extract_fakesrc")
+    transform = load_dag("transform_fakedomain")
+    assert set(extract.tags) == {"extract", "bronze", "fakesrc"}
+    assert {t.owner for t in extract.tasks} == {"team-fake"}
+    assert [a.name for a in extract.get_task("quality_gate_bronze").outlets] == ["bronze.fakesrc_things"]
+    assert [a.name for a in transform.get_task("dbt_build_gold").outlets] == ["gold.fake_mart"]
+    assert "bronze.fakesrc_things" in repr(transform.timetable.asset_condition)
+    assert registry().tables("fakesrc") == [
+        "bronze.fakesrc_things",
+        "silver.fakesrc_things",
+        "gold.fake_mart",
     ]
-    assert dag.get_task("extract_to_bronze").outlets == []
 
 
-def test_schedule_is_a_utc_cron_data_interval_timetable():
-    timetable = _alaqan(schedule="30 4 * * 1-5").timetable
-    assert type(timetable).__name__ == "CronDataIntervalTimetable"
-    assert (timetable.expression, str(timetable.timezone)) == ("30 4 * * 1-5", "UTC")
+def test_a_new_source_runs_through_the_ledger_end_to_end(fake_source, monkeypatch):
+    """extract_fakesrc twice (two intervals) → both pending → one transform run builds both, merged."""
+    from elt_platform.local_run import run_dag
+    from elt_platform.state import TransformLedger, open_state_store
+    from elt_platform.transform import layers
+
+    built = []
+
+    def fake_build_layer(domain, layer, start, end):
+        built.append((domain.name, layer, start, end))
+        return type("Summary", (), {"statuses": {"success": 1}})()
+
+    monkeypatch.setattr(layers, "build_layer", fake_build_layer)
+
+    run_dag("extract_fakesrc", {"start_date": "2025-03-03", "end_date": "2025-03-05"})
+    run_dag("extract_fakesrc", {"start_date": "2025-03-05", "end_date": "2025-03-06"})
+    run_dag("extract_fakesrc", {"start_date": "2025-03-10", "end_date": "2025-03-11"})
+    from elt_platform.sources.fakesrc.extract import CALLS
+
+    assert [(s, e) for s, e, _ in CALLS] == [
+        (date(2025, 3, 3), date(2025, 3, 5)),
+        (date(2025, 3, 5), date(2025, 3, 6)),
+        (date(2025, 3, 10), date(2025, 3, 11)),
+    ]
+    ledger = TransformLedger(open_state_store(), "fakedomain")
+    assert sorted(e.slice_key for e in ledger.pending()) == [
+        "2025-03-03/2025-03-05",
+        "2025-03-05/2025-03-06",
+        "2025-03-10/2025-03-11",
+    ]
+
+    report = run_dag("transform_fakedomain")
+
+    assert report.ok
+    merged = [(date(2025, 3, 3), date(2025, 3, 6)), (date(2025, 3, 10), date(2025, 3, 11))]
+    assert built == [("fakedomain", layer, s, e) for layer in ("silver", "gold") for s, e in merged]
+    assert ledger.pending() == []
+    # Nothing pending: the next run skips its builds instead of rebuilding anything.
+    built.clear()
+    again = run_dag("transform_fakedomain")
+    assert again.ok and built == []
+    assert {t.task_id: t.state for t in again.tasks}["claim_pending"] == "skipped"
 
 
-def test_owner_retries_tags_and_catchup_are_passed_through():
-    dag = _alaqan(owner="team-people", tags=("pii",), catchup=True)
-    assert {t.owner for t in dag.tasks} == {"team-people"}
-    assert min(t.retries for t in dag.tasks) >= 1
-    assert set(dag.tags) == {"extract", "bronze", "alaqan", "pii"}
-    assert dag.catchup is True
-    assert dag.start_date.replace(tzinfo=None) == START
+def test_a_failed_transform_leaves_its_intervals_pending(fake_source, monkeypatch):
+    from elt_platform.local_run import run_dag
+    from elt_platform.state import TransformLedger, open_state_store
+    from elt_platform.transform import layers
+
+    def broken(domain, layer, start, end):
+        if layer == "gold":
+            raise RuntimeError("gold model failed")
+        return type("Summary", (), {"statuses": {"success": 1}})()
+
+    monkeypatch.setattr(layers, "build_layer", broken)
+    run_dag("extract_fakesrc", {"start_date": "2025-03-03", "end_date": "2025-03-04"})
+
+    failed = run_dag("transform_fakedomain", check=False)
+
+    assert failed.state == "failed"
+    ledger = TransformLedger(open_state_store(), "fakedomain")
+    assert [e.slice_key for e in ledger.pending()] == ["2025-03-03/2025-03-04"]
 
 
-def test_interval_params_default_to_none():
-    params = _alaqan().params
-    assert set(params.keys()) == {"start_date", "end_date"}
-    assert params["start_date"] is None and params["end_date"] is None
+def test_an_inverted_interval_fails_at_once_without_retry(fake_source):
+    from elt_platform.local_run import load_dag, run_dag
 
-
-@pytest.mark.parametrize("value", ["2025-02-30", "yesterday", "01.03.2025"])
-def test_interval_params_reject_non_dates(value):
-    param = _alaqan().params.get_param("start_date")
-    assert param.resolve("2025-03-01") == "2025-03-01"
-    with pytest.raises(ParamValidationError):
-        param.resolve(value)
-
-
-def test_doc_falls_back_to_the_pipeline_description(fake_source):
-    assert build_extract_dag(source="fake", schedule="@daily", owner="o", start_date=START).doc_md == (
-        "fake things"
+    assert load_dag("extract_fakesrc").get_task("extract_to_bronze").retries == 2
+    report = run_dag(
+        "extract_fakesrc", {"start_date": "2025-03-05", "end_date": "2025-03-01"}, retries=True, check=False
     )
 
-
-def test_unknown_source_is_a_key_error():
-    with pytest.raises(KeyError, match="nope"):
-        build_extract_dag(source="nope", schedule="@daily", owner="o", start_date=START)
-
-
-def test_extract_task_loads_the_resolved_interval(fake_source, context):
-    context["params"] = {"start_date": "2025-03-01", "end_date": "2025-03-04"}
-    dag = build_extract_dag(source="fake", schedule="@daily", owner="o", start_date=START)
-
-    loaded = dag.get_task("extract_to_bronze").python_callable()
-
-    assert fake_source == [(date(2025, 3, 1), date(2025, 3, 4), "manual__2025-03-10T09:00:00+00:00")]
-    assert loaded == {
-        "start": "2025-03-01",
-        "end": "2025-03-04",
-        "run_id": "manual__2025-03-10T09:00:00+00:00",
-        "days": 3,
-        "events": 42,
-    }
-
-
-def test_gate_task_runs_every_suite_then_announces_the_interval_on_every_asset(
-    fake_source, context, monkeypatch
-):
-    gated = []
-
-    def run_gate(suite, start, end, *, run_id):
-        gated.append((suite, start, end, run_id))
-        return types.SimpleNamespace(result_uri=f"file:///quality/{suite}.json")
-
-    monkeypatch.setattr("elt_platform.quality.gate.run_gate", run_gate)
-    context["outlet_events"] = defaultdict(types.SimpleNamespace)
-    loaded = {"start": "2025-03-01", "end": "2025-03-04", "run_id": "r-7", "days": 3, "events": 42}
-    dag = build_extract_dag(source="fake", schedule="@daily", owner="o", start_date=START)
-
-    out = dag.get_task("quality_gate_bronze").python_callable(loaded)
-
-    interval = (date(2025, 3, 1), date(2025, 3, 4))
-    assert gated == [
-        ("bronze_fake_things", *interval, "r-7"),
-        ("bronze_fake_things_quarantine", *interval, "r-7"),
-    ]
-    assert out["quality_results"] == {
-        "bronze_fake_things": "file:///quality/bronze_fake_things.json",
-        "bronze_fake_things_quarantine": "file:///quality/bronze_fake_things_quarantine.json",
-    }
-    extras = [context["outlet_events"][asset].extra for asset in FAKE_ASSETS]
-    assert extras == [{"start": "2025-03-01", "end": "2025-03-04", "run_id": "r-7", "events": 42}] * 2
-    # The transform DAG reads the interval back from these extras.
-    assert interval_from_events(extras) == interval
-
-
-def test_a_failed_gate_announces_nothing(fake_source, context, monkeypatch):
-    def run_gate(suite, start, end, *, run_id):
-        raise RuntimeError(f"{suite} failed")
-
-    monkeypatch.setattr("elt_platform.quality.gate.run_gate", run_gate)
-    dag = build_extract_dag(source="fake", schedule="@daily", owner="o", start_date=START)
-    loaded = {"start": "2025-03-01", "end": "2025-03-02", "run_id": "r-8"}
-
-    with pytest.raises(RuntimeError, match="bronze_fake_things failed"):
-        dag.get_task("quality_gate_bronze").python_callable(loaded)
-    assert context["outlet_events"] == {}
+    # With its 2 retries kept, a plain exception would leave the task up_for_retry (5 minutes):
+    # AirflowFailException fails it at once.
+    assert report.state == "failed"
+    assert {t.task_id: t.state for t in report.tasks}["extract_to_bronze"] == "failed"

@@ -8,8 +8,7 @@ import pytest
 
 from elt_platform.intervals import (
     IntervalError,
-    interval_from_events,
-    intervals_from_events,
+    merge_intervals,
     resolve_interval,
 )
 
@@ -90,54 +89,41 @@ def test_inverted_or_empty_params_raise(params):
         resolve_interval(params, *SCHEDULED, today=TODAY)
 
 
-@pytest.mark.parametrize(
-    ("extras", "expected"),
-    [
-        pytest.param(
-            [{"start": "2025-03-01", "end": "2025-03-02"}, {"start": "2025-02-20", "end": "2025-02-25"}],
-            (date(2025, 2, 20), date(2025, 3, 2)),
-            id="union-of-two-events",
-        ),
-        pytest.param(
-            [{"start": "2025-03-03", "end": "2025-03-04", "run_id": "r", "events": 10}],
-            (date(2025, 3, 3), date(2025, 3, 4)),
-            id="one-event-with-extra-keys",
-        ),
-        pytest.param(
-            [{}, None, {"start": "2025-03-01"}, {"start": "2025-03-05", "end": "2025-03-07"}],
-            (date(2025, 3, 5), date(2025, 3, 7)),
-            id="incomplete-extras-are-ignored",
-        ),
-        pytest.param([{}, {"end": "2025-03-01"}], None, id="no-usable-extra"),
-        pytest.param([], None, id="no-events"),
-    ],
-)
-def test_interval_from_events(extras, expected):
-    assert interval_from_events(extras) == expected
+D = date.fromisoformat
 
 
 @pytest.mark.parametrize(
-    ("extras", "expected"),
+    ("spans", "expected"),
     [
         ([], []),
         (
-            [{"start": "2025-03-03", "end": "2025-03-04"}, {"start": "2025-03-04", "end": "2025-03-05"}],
-            [(date(2025, 3, 3), date(2025, 3, 5))],
+            [(D("2025-03-04"), D("2025-03-05")), (D("2025-03-03"), D("2025-03-04"))],
+            [(D("2025-03-03"), D("2025-03-05"))],
+        ),
+        (
+            [(D("2026-11-16"), D("2026-11-23")), (D("2025-03-03"), D("2025-03-04"))],
+            [(D("2025-03-03"), D("2025-03-04")), (D("2026-11-16"), D("2026-11-23"))],
+        ),
+        (
+            [(D("2025-01-01"), D("2025-02-01")), (D("2025-01-10"), D("2025-01-12"))],
+            [(D("2025-01-01"), D("2025-02-01"))],
         ),
         (
             [
-                {"start": "2026-11-16", "end": "2026-11-23"},
-                {"start": "2025-03-03", "end": "2025-03-04"},
-                None,
+                (D("2025-03-03"), D("2025-03-04")),
+                (D("2025-03-03"), D("2025-03-04")),
+                (D("2025-03-06"), D("2025-03-07")),
             ],
-            [(date(2025, 3, 3), date(2025, 3, 4)), (date(2026, 11, 16), date(2026, 11, 23))],
-        ),
-        (
-            [{"start": "2025-01-01", "end": "2025-02-01"}, {"start": "2025-01-10", "end": "2025-01-12"}],
-            [(date(2025, 1, 1), date(2025, 2, 1))],
+            [(D("2025-03-03"), D("2025-03-04")), (D("2025-03-06"), D("2025-03-07"))],
         ),
     ],
-    ids=["none", "adjacent-days-merge", "distant-intervals-stay-apart", "contained"],
+    ids=[
+        "none",
+        "adjacent-days-merge",
+        "distant-intervals-stay-apart",
+        "contained",
+        "rerun-duplicates-collapse",
+    ],
 )
-def test_intervals_from_events_merges_only_touching_spans(extras, expected):
-    assert intervals_from_events(extras) == expected
+def test_merge_intervals_merges_only_touching_spans(spans, expected):
+    assert merge_intervals(spans) == expected

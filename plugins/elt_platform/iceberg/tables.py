@@ -2,13 +2,23 @@
 
 A YAML file under ``schemas/bronze/<source>/`` is the single description of a bronze table: the
 writer creates the table from it, evolves it when a column is added, and builds Arrow batches in its
-column order.
+column order. Besides ``table``, ``columns`` and ``partition_by`` a declaration may name:
+
+* ``slice_column``: the column a load replaces by (a day, a package id); the default slice column of
+  :mod:`elt_platform.bronze.slices` and :mod:`elt_platform.bronze.transaction`;
+* ``natural_key``: the columns that identify one source record. Bronze keeps duplicates (sources
+  repeat records, every package is kept); silver deduplicates on this key, latest load first, and
+  the silver quality suite of the same table checks it unique (``tests/plugins/iceberg`` holds them
+  to the same columns).
+
+Every bronze table also gets :data:`LINEAGE_COLUMNS`, appended here: a declaration never lists them,
+and the writer (:func:`elt_platform.iceberg.writer.stamp_lineage`) fills them on every write.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,6 +80,22 @@ class Column:
     doc: str | None = None
 
 
+LINEAGE_COLUMNS: tuple[Column, ...] = (
+    Column("_run_id", "string", doc="Airflow run id (or CLI batch id) of the load that wrote the row."),
+    Column("_loaded_at", "timestamptz", doc="When the row was written (UTC)."),
+    Column(
+        "_batch_id",
+        "string",
+        doc="Slice the row was written under: the data interval 'YYYY-MM-DD/YYYY-MM-DD' (half-open) "
+        "for interval sources, the package id for file packages.",
+    ),
+    Column("_source_uri", "string", doc="Landing URI of the raw response, or the package's path/URI."),
+)
+"""Columns the writer stamps on every bronze table (declared here once, never in ``schemas/bronze``)."""
+
+LINEAGE_NAMES = frozenset(c.name for c in LINEAGE_COLUMNS)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A bronze table as declared in ``schemas/``."""
@@ -78,6 +104,8 @@ class TableSpec:
     columns: tuple[Column, ...]
     partition_by: tuple[str, ...] = ()
     description: str = ""
+    slice_column: str | None = None
+    natural_key: tuple[str, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -104,10 +132,18 @@ class TableSpec:
             )
         )
 
-    def arrow_schema(self) -> pa.Schema:
-        """Arrow schema matching the table, for building write batches."""
+    def arrow_schema(self, *, lineage: bool = True) -> pa.Schema:
+        """Arrow schema matching the table, for building write batches.
+
+        Args:
+            lineage: include :data:`LINEAGE_COLUMNS` (False: the columns a load supplies itself).
+        """
         return pa.schema(
-            [pa.field(c.name, _arrow_type(c.type), nullable=not c.required) for c in self.columns]
+            [
+                pa.field(c.name, _arrow_type(c.type), nullable=not c.required)
+                for c in self.columns
+                if lineage or c.name not in LINEAGE_NAMES
+            ]
         )
 
 
@@ -129,8 +165,11 @@ def _arrow_type(name: str) -> pa.DataType:
 def load_spec(relative_path: str, root: Path = SCHEMAS_DIR) -> TableSpec:
     """Read one declaration, e.g. ``load_spec("bronze/alaqan/visits.yaml")``.
 
+    A declaration under ``bronze/`` gets :data:`LINEAGE_COLUMNS` appended.
+
     Raises:
-        TableSpecError: unknown type, partition column not declared, or missing keys.
+        TableSpecError: unknown type, partition/slice/key column not declared, a bronze declaration
+            listing a lineage column itself, or missing keys.
     """
     path = root / relative_path
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -143,6 +182,8 @@ def load_spec(relative_path: str, root: Path = SCHEMAS_DIR) -> TableSpec:
             columns=columns,
             partition_by=tuple(doc.get("partition_by", ())),
             description=doc.get("description", ""),
+            slice_column=doc.get("slice_column"),
+            natural_key=tuple(doc.get("natural_key", ())),
         )
     except (KeyError, TypeError) as exc:
         raise TableSpecError(f"{path}: missing or malformed key {exc}") from exc
@@ -150,7 +191,16 @@ def load_spec(relative_path: str, root: Path = SCHEMAS_DIR) -> TableSpec:
     for column in columns:
         if column.type not in _ICEBERG_TYPES and not _DECIMAL.fullmatch(column.type):
             raise TableSpecError(f"{path}: column {column.name!r} has unknown type {column.type!r}")
-    for name in spec.partition_by:
-        if name not in names:
-            raise TableSpecError(f"{path}: partition column {name!r} is not declared")
+    for role, declared in (
+        ("partition column", spec.partition_by),
+        ("slice column", (spec.slice_column,) if spec.slice_column else ()),
+        ("natural key column", spec.natural_key),
+    ):
+        for name in declared:
+            if name not in names:
+                raise TableSpecError(f"{path}: {role} {name!r} is not declared")
+    if Path(relative_path).parts[0] == "bronze":
+        if lineage := sorted(names & LINEAGE_NAMES):
+            raise TableSpecError(f"{path}: lineage columns {lineage} are added by the platform, remove them")
+        spec = replace(spec, columns=(*columns, *LINEAGE_COLUMNS))
     return spec

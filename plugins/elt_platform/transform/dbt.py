@@ -25,7 +25,6 @@ from elt_platform.config import REPO_ROOT, PlatformConfig, dbt_env
 log = logging.getLogger(__name__)
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
-DEV_IIN_HASH_KEY = "embedded-development-key"
 
 
 class DbtRunError(RuntimeError):
@@ -41,17 +40,25 @@ class DbtRunSummary:
     failures: list[str] = field(default_factory=list)
 
 
-def prepare_environment() -> None:
-    """Export the variables ``dbt/profiles.yml`` reads (existing values win)."""
+def export_profile_env() -> None:
+    """Export the variables ``dbt/profiles.yml`` reads (``env_var()``), derived from the platform
+    settings like Spark's and pyiceberg's. dbt only reads its profile from the process environment;
+    values already set win, and nothing but the profile's variables is touched."""
     for key, value in dbt_env().items():
         if value:
             os.environ.setdefault(key, value)
     os.environ.setdefault("DBT_TARGET", "embedded")
-    if os.environ["DBT_TARGET"] == "embedded" and not os.environ.get("ELT_IIN_HASH_KEY"):
-        # Gold hashes IINs with this key (Spark reads it from the driver's environment). Embedded
-        # runs get a fixed development key so they work out of the box; production sets its own.
-        log.warning("ELT_IIN_HASH_KEY is not set: gold IINs are hashed with the development key")
-        os.environ["ELT_IIN_HASH_KEY"] = DEV_IIN_HASH_KEY
+
+
+def _apply_spark_conf(spark_conf: dict[str, str]) -> None:
+    """Set session-level SQL conf (read by models as ``${key}``) on the shared embedded session."""
+    if not spark_conf:
+        return
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    for key, value in spark_conf.items():
+        session.conf.set(key, value)
 
 
 def interval_vars(start: date | None, end: date | None) -> dict[str, str]:
@@ -64,12 +71,16 @@ def interval_vars(start: date | None, end: date | None) -> dict[str, str]:
     return out
 
 
-def run_dbt(args: list[str], *, dbt_vars: dict | None = None) -> DbtRunSummary:
+def run_dbt(
+    args: list[str], *, dbt_vars: dict | None = None, spark_conf: dict[str, str] | None = None
+) -> DbtRunSummary:
     """Invoke dbt (e.g. ``["build", "--select", "tag:silver"]``) and fail loudly on any error.
 
     Args:
         args: dbt command and its selection flags.
         dbt_vars: values for ``--vars``.
+        spark_conf: SQL conf set on the Spark session first; models read it as ``${key}``, so a secret
+            (a hash key) never appears in compiled SQL. On the ``thrift`` target the server sets it.
 
     Returns:
         Node counts by status.
@@ -79,12 +90,13 @@ def run_dbt(args: list[str], *, dbt_vars: dict | None = None) -> DbtRunSummary:
     """
     from dbt.cli.main import dbtRunner
 
-    prepare_environment()
+    export_profile_env()
     config = PlatformConfig.from_env()
     if os.environ["DBT_TARGET"] == "embedded":
         from elt_platform.iceberg.catalog import lakehouse_spark_session
 
         lakehouse_spark_session("dbt", config)
+        _apply_spark_conf(spark_conf or {})
     target_dir = config.home / "dbt" / "target"
     full = [
         *args,

@@ -1,28 +1,44 @@
 """Build one lakehouse layer of one domain with dbt for a data interval.
 
-Selection is by tags set in ``dbt/dbt_project.yml``: ``tag:<domain>,tag:<layer>`` (intersection),
-plus the domain's source tests when building silver. ``dbt build`` runs models, their unit tests and
-data tests in DAG order, so a failing test stops the layer. dbt unit tests pin SQL logic, not data:
-they run in CI (``tests/integration``), not on every scheduled run.
+Selection is by graph, from the registry (:meth:`Domain.silver_selectors` / ``gold_selectors``):
+silver = every silver model upstream of the domain's marts plus its sources' own silver models and
+source tests; gold = the domain's marts. A mart combining sources is built once, by its domain.
+``dbt build`` runs models and data tests in DAG order, so a failing test stops the layer; dbt unit
+tests pin SQL logic, not data: they run in CI (``tests/integration``), not on every scheduled run.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
+from elt_platform.registry import DbtSettings, Domain
 from elt_platform.transform.dbt import DbtRunSummary, interval_vars, run_dbt
 
+LAYERS = ("silver", "gold")
 
-def build_layer(domain: str, layer: str, start: date | None, end: date | None) -> DbtRunSummary:
+
+def domain_settings(domain: Domain) -> DbtSettings:
+    """The domain's dbt vars and Spark SQL conf, resolved from platform settings."""
+    if not domain.dbt_settings:
+        return DbtSettings()
+    from elt_platform.runs.extract import call
+
+    return call(domain.dbt_settings)
+
+
+def build_layer(domain: Domain, layer: str, start: date | None, end: date | None) -> DbtRunSummary:
     """``dbt build`` the ``layer`` models of ``domain`` for ``[start, end)`` (None: everything).
 
     Raises:
+        ValueError: unknown layer.
         DbtRunError: a model or test failed.
     """
-    select = [f"tag:{domain},tag:{layer}"]
-    if layer == "silver":
-        select.append(f"source:{domain}")
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; expected one of {LAYERS}")
+    select = domain.silver_selectors() if layer == "silver" else domain.gold_selectors()
+    settings = domain_settings(domain)
     return run_dbt(
         ["build", "--select", *select, "--exclude-resource-type", "unit_test"],
-        dbt_vars=interval_vars(start, end),
+        dbt_vars={**settings.vars, **interval_vars(start, end)},
+        spark_conf=settings.spark_conf,
     )

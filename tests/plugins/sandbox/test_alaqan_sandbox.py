@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from elt_platform.sandbox.alaqan.app import FaultConfig
 from elt_platform.sandbox.alaqan.generator import AlaqanDataset
 from elt_platform.sandbox.alaqan.server import SandboxServer
+from elt_platform.sandbox.faults import FaultConfig
 from elt_platform.sources.alaqan.iin import iin_problem
 from elt_platform.sources.alaqan.parsing import parse_by_date, reason_code
 

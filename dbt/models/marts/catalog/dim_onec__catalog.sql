@@ -8,11 +8,16 @@
 -- stock. `base_price` is the price of the price type named (or with the id) in the dbt var
 -- `onec_base_price_type`; without the var, the price when the SKU has exactly one.
 {%- set base_price_type = var('onec_base_price_type', none) %}
+{%- if base_price_type %}
+    {%- set base_price = "element_at(prices, '" ~ base_price_type ~ "')" %}
+{%- else %}
+    {%- set base_price = "case when size(prices) = 1 then element_at(map_values(prices), 1) end" %}
+{%- endif %}
 with
 
 products as (
 
-    select * from {{ ref('stg_onec__products') }}
+    select * from {{ ref('int_products_assembled') }}
 
 ),
 
@@ -32,11 +37,7 @@ final as (
         coalesce(category_path, '(no category)') as category_path,
         coalesce(top_category, '(no category)') as top_category,
         brand,
-        {% if base_price_type %}
-        element_at(prices, '{{ base_price_type }}') as base_price,
-        {% else %}
-        case when size(prices) = 1 then element_at(map_values(prices), 1) end as base_price,  -- noqa: LT02
-        {% endif %}
+        {{ base_price }} as base_price,
         array_min(map_values(prices)) as min_price,
         array_max(map_values(prices)) as max_price,
         prices,

@@ -10,7 +10,7 @@ with
 
 latest as (
 
-    select * from ({{ onec_latest('groups', 'e.id') }}) as state
+    select * from ({{ onec_latest('groups', 'e.id', packages=onec_bronze_packages()) }}) as state
 
 ),
 

@@ -11,7 +11,7 @@ with
 
 latest as (
 
-    select * from ({{ onec_latest('contragents', 'e.id') }}) as state
+    select * from ({{ onec_latest('contragents', 'e.id', packages=onec_bronze_packages()) }}) as state
 
 ),
 

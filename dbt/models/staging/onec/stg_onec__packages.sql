@@ -7,16 +7,12 @@
 -- silver.onec_packages: the 1C packages that reached bronze, in exchange order (`package_seq`, 1 = oldest).
 -- Order: 1C's ДатаФормирования (`generated_at`, the latest of the package's files), then first arrival,
 -- so a replay keeps its place; a package without a date sorts by arrival. `is_full`: a full export —
--- what it leaves out of an entity it carries is stale (see macros/onec_state.sql).
+-- what it leaves out of an entity it carries is stale (see macros/onec_state.sql, which defines the order).
 with
 
 loaded as (
 
-    select
-        *,
-        coalesce(cast(generated_at as timestamp), cast(first_seen_at as timestamp)) as exchange_at
-    from {{ source('onec', 'onec_packages') }}
-    where status = 'loaded'
+    select * from ({{ onec_packages_in_exchange_order(source('onec', 'onec_packages')) }}) as ordered
 
 ),
 
@@ -33,7 +29,7 @@ final as (
         cast(generated_at as timestamp) as generated_at,
         cast(first_seen_at as timestamp) as first_seen_at,
         cast(finished_at as timestamp) as loaded_at,
-        row_number() over (order by exchange_at, first_seen_at, package_id) as package_seq,
+        package_seq,
         file_count,
         total_bytes,
         entity_counts as entity_counts_json,

@@ -10,15 +10,12 @@ import json
 
 import uvicorn
 
-from elt_platform.sandbox.alaqan.app import FaultConfig, create_app
+from elt_platform.sandbox.admin import ADMIN_PREFIX
+from elt_platform.sandbox.alaqan.app import create_app
 from elt_platform.sandbox.alaqan.generator import AlaqanDataset
-from elt_platform.sandbox.alaqan.server import (
-    API_KEY_ENV,
-    API_PATH,
-    bind_socket,
-    default_api_key,
-    uvicorn_config,
-)
+from elt_platform.sandbox.alaqan.server import API_KEY_ENV, API_PATH, default_api_key
+from elt_platform.sandbox.faults import FaultConfig
+from elt_platform.sandbox.server import bind_socket, uvicorn_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     root = f"http://{args.host}:{port}"
     print(f"Alaqan sandbox: {root}{API_PATH}", flush=True)
-    print(f"  admin: {root}/__sandbox/faults  {root}/__sandbox/stats", flush=True)
+    admin = root + ADMIN_PREFIX
+    print(f"  admin: {admin}/faults  {admin}/stats  {admin}/health", flush=True)
     server = uvicorn.Server(uvicorn_config(app, access_log=not args.no_access_log, configure_logging=True))
     server.run(sockets=[sock])
     return 0

@@ -1,26 +1,18 @@
-"""Run the Alaqan sandbox app with uvicorn in a background thread (tests, benchmarks, ``make run``).
-
-``SandboxServer`` binds 127.0.0.1 itself before starting uvicorn, so ``port=0`` yields a free port that is
-known (and already listening) before the first request; shutdown is graceful and bounded.
+"""The Alaqan sandbox in a background thread: ``SandboxServer(AlaqanDataset(...))`` as tests, benchmarks
+and ``make run`` construct it, on top of the generic :class:`elt_platform.sandbox.server.SandboxServer`.
 """
 
 import os
-import socket
-import threading
-import time
-from dataclasses import replace
-from types import TracebackType
-from typing import Any
 
-import uvicorn
-
-from elt_platform.sandbox.alaqan.app import FaultConfig, SandboxState, create_app
+from elt_platform.sandbox import server
+from elt_platform.sandbox.alaqan.app import AlaqanSandbox
 from elt_platform.sandbox.alaqan.generator import AlaqanDataset
+from elt_platform.sandbox.faults import FaultConfig
 
 API_KEY_ENV = "ALAQAN_SANDBOX_API_KEY"
 #: Development-only key, used when neither an argument nor ``ALAQAN_SANDBOX_API_KEY`` gives one.
 DEFAULT_API_KEY = "sandbox-key"
-API_PATH = "/api/astanahub/"
+API_PATH = AlaqanSandbox.api_path
 
 
 def default_api_key() -> str:
@@ -28,58 +20,15 @@ def default_api_key() -> str:
     return os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen on ``host:port``; port 0 lets the OS pick a free one.
-
-    Args:
-        host: Interface address, e.g. ``"127.0.0.1"``.
-        port: TCP port, 0 for any free port.
-
-    Returns:
-        A listening socket to hand to uvicorn.
-    """
-    # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-    # TCP, and without it every keep-alive response stalls ~40 ms on Nagle + delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    # Listening now (uvicorn would only do it once its loop runs) closes the race where a client
-    # connects between "URL printed" and "server started" and is refused.
-    sock.listen(128)
-    return sock
-
-
-def uvicorn_config(app: Any, *, access_log: bool, configure_logging: bool) -> uvicorn.Config:
-    """Build the uvicorn config shared by :class:`SandboxServer` and the CLI.
-
-    Args:
-        app: The ASGI app.
-        access_log: Log one line per request (request line and status; never headers).
-        configure_logging: Let uvicorn install its logging config; False inside tests and other hosts
-            so the caller's logging (e.g. pytest's caplog) is left alone.
-
-    Returns:
-        The config.
-    """
-    kwargs: dict[str, Any] = {} if configure_logging else {"log_config": None}
-    return uvicorn.Config(
-        app,
-        loop="asyncio",
-        lifespan="off",
-        ws="none",
-        access_log=access_log,
-        timeout_graceful_shutdown=2,
-        **kwargs,
-    )
-
-
-class SandboxServer:
-    """A sandbox HTTP server in a daemon thread.
+class SandboxServer(server.SandboxServer):
+    """The Alaqan sandbox server; ``base_url`` is ``http://127.0.0.1:PORT/api/astanahub/``.
 
     Example:
         >>> with SandboxServer(AlaqanDataset(seed=1, employees=50)) as server:  # doctest: +SKIP
         ...     client = AlaqanClient(server.base_url, server.api_key)
     """
+
+    sandbox: AlaqanSandbox
 
     def __init__(
         self,
@@ -105,106 +54,10 @@ class SandboxServer:
         """
         self.dataset = dataset if dataset is not None else AlaqanDataset()
         self.api_key = api_key or default_api_key()
-        self.host = host
-        self.app = create_app(self.dataset, self.api_key, faults)
-        self._requested_port = port
-        self._access_log = access_log
-        self._startup_timeout = startup_timeout
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
-
-    def __repr__(self) -> str:
-        where = self.root_url if self.port is not None else "not started"
-        return f"{type(self).__name__}({where})"
-
-    @property
-    def state(self) -> SandboxState:
-        """The app's shared state (faults, stats, dataset)."""
-        return self.app.state.sandbox
-
-    @property
-    def root_url(self) -> str:
-        """``http://host:port`` of the running server."""
-        if self.port is None:
-            raise RuntimeError("the sandbox server is not started")
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """API base URL as the client expects it, e.g. ``http://127.0.0.1:PORT/api/astanahub/``."""
-        return self.root_url + API_PATH
-
-    def start(self) -> "SandboxServer":
-        """Bind, start uvicorn in a thread and wait until it serves.
-
-        Returns:
-            self, for chaining.
-
-        Raises:
-            RuntimeError: Already started, or uvicorn did not come up within ``startup_timeout``.
-        """
-        if self._thread is not None:
-            raise RuntimeError("the sandbox server is already started")
-        self._socket = bind_socket(self.host, self._requested_port)
-        self.port = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(
-            uvicorn_config(self.app, access_log=self._access_log, configure_logging=False)
+        super().__init__(
+            AlaqanSandbox(self.dataset, self.api_key, faults),
+            host=host,
+            port=port,
+            access_log=access_log,
+            startup_timeout=startup_timeout,
         )
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="alaqan-sandbox", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + self._startup_timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the Alaqan sandbox did not start within {self._startup_timeout}s")
-            time.sleep(0.005)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask uvicorn to exit, wait for the thread and close the socket; safe to call twice.
-
-        Args:
-            timeout: Seconds to wait for a graceful exit before forcing it.
-        """
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> "SandboxServer":
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def set_faults(self, faults: FaultConfig | None = None, **changes: Any) -> FaultConfig:
-        """Replace the faults in force (in-process; other processes use ``POST /__sandbox/faults``).
-
-        Args:
-            faults: New config; None starts from no faults.
-            **changes: Fields to set on top, e.g. ``next_429=3, retry_after=1``.
-
-        Returns:
-            The config now in force.
-        """
-        config = replace(faults or FaultConfig(), **changes)
-        return self.state.set_faults(config)
-
-    def stats(self) -> dict[str, Any]:
-        """Return the API request counters (see ``GET /__sandbox/stats``)."""
-        return self.state.stats()
-
-    def reset_stats(self) -> None:
-        """Zero the API request counters."""
-        self.state.reset_stats()

@@ -5,8 +5,6 @@ connection's ``extra`` may override the request rate. Secrets never live here: t
 the password of the ``alaqan_default`` connection.
 """
 
-from datetime import date
-
 CONN_ID = "alaqan_default"
 
 DEFAULT_BASE_URL = "https://api.hub.alaqan.kz/api/astanahub/"
@@ -31,11 +29,7 @@ DEFAULT_BACKOFF_MAX_SECONDS = 60.0
 # A Retry-After beyond this is capped: a task slot should not sleep for hours on one header.
 MAX_RETRY_AFTER_SECONDS = 300.0
 
+# What the shared HTTP layer retries (401/403 never are: a wrong key does not heal by waiting).
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-AUTH_STATUSES = frozenset({401, 403})
-
-# First day of the initial full load (spec §1.4); later runs load the previous day.
-DEFAULT_HISTORY_START = date(2024, 1, 1)
 
 EVENTS = ("entry", "exit")
-DATE_FORMAT = "%Y-%m-%d"

@@ -8,14 +8,17 @@ A package is all-or-nothing:
 2. **Stage** — every file is parsed into one Parquet file per table in a temporary directory
    (:mod:`.staging`), with rule checks (:mod:`.rules`). A malformed file fails the package here,
    naming file, line and element, before any table is touched.
-3. **Commit** — table by table, each commit replaces exactly the package's partition
-   (``package_id``), so a replay of the same package converges to the same rows. The snapshot each
-   table had before is remembered.
-4. **Roll back on failure** — if any commit (or the final journal write) fails, every table already
-   committed is set back to its pre-package snapshot (or, if another writer committed meanwhile,
-   the package's slice is restored to what it held before), then the journal row becomes
+3. **Commit** — table by table through :class:`~elt_platform.bronze.transaction.SliceTransaction`,
+   each commit replacing exactly the package's partition (``package_id``), so a replay of the same
+   package converges to the same rows; then the journal row becomes ``loaded``.
+4. **Roll back on failure** — if any commit (or the final journal write) fails, the transaction sets
+   every table already committed back to its pre-package snapshot (or, if another writer committed
+   meanwhile, restores the package's slice to what it held before), then the journal row becomes
    ``failed`` with the error (a failed *replay* of a loaded package leaves it ``loaded``: its previous
    rows are what bronze holds again). Retrying is loading the same package again.
+
+Every row gets the writer's lineage: ``_batch_id`` is the package id, ``_source_uri`` the package's
+path or URI.
 
 The ``stocks`` mode is the fast path (``extract_onec_stocks``): it accepts only packages whose files
 are prices/rests and writes only ``bronze.onec_prices`` and ``bronze.onec_stocks``.
@@ -29,19 +32,20 @@ import logging
 import os
 import tempfile
 import time
-import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
 
+from elt_platform.bronze.arrow import records_to_arrow
+from elt_platform.bronze.transaction import SliceTransaction
 from elt_platform.config import PlatformConfig
 from elt_platform.iceberg.catalog import load_catalog
 from elt_platform.iceberg.tables import TableSpec, load_spec
@@ -59,7 +63,7 @@ from elt_platform.sources.commerceml.settings import (
     STOCK_ROLES,
     entity_spec,
 )
-from elt_platform.sources.commerceml.staging import StagedPackage, read_staged, stage_package, to_arrow
+from elt_platform.sources.commerceml.staging import StagedPackage, read_staged, stage_package
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,10 @@ class PackageModeError(ValueError):
 
 @dataclass(frozen=True)
 class PackageCommit(CommitInfo):
-    """Lineage of a package's commits: the writer's fields plus the package id."""
-
-    package_id: str = ""
+    """Lineage of a package's commits (``batch_id`` = package id), also named ``elt.onec_package_id``."""
 
     def snapshot_properties(self) -> dict[str, str]:
-        return {**super().snapshot_properties(), "elt.onec_package_id": self.package_id}
+        return {**super().snapshot_properties(), "elt.onec_package_id": self.batch or ""}
 
 
 @dataclass
@@ -213,57 +215,6 @@ def journal_row(package_id: str, table: Table) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def _replace(
-    table: Table, data: pa.Table, package_id: str, commit: PackageCommit, *, fresh: bool = False
-) -> None:
-    """Replace the package's slice of ``table``.
-
-    ``fresh`` (the package was never journaled, so no table holds a row of it) appends instead: the
-    same result, without the delete pass that an overwrite costs.
-    """
-    if fresh:
-        if len(data):
-            table.append(data, snapshot_properties=commit.snapshot_properties())
-        return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-        replace_slice(table, data, column=PACKAGE_COLUMN, values=[package_id], commit=commit)
-
-
-def _snapshot_id(table: Table) -> int | None:
-    snapshot = table.current_snapshot()
-    return snapshot.snapshot_id if snapshot else None
-
-
-def _rollback(
-    tables: Mapping[str, Table],
-    before: Mapping[str, int | None],
-    committed: Mapping[str, int],
-    package_id: str,
-    commit: PackageCommit,
-) -> None:
-    """Undo the package's commits, newest first, without discarding other writers' commits."""
-    slice_filter = EqualTo(PACKAGE_COLUMN, package_id)
-    for entity in reversed(list(committed)):
-        table = tables[entity]
-        table.refresh()
-        previous = before[entity]
-        if _snapshot_id(table) == committed[entity]:
-            if previous is not None:
-                table.manage_snapshots().set_current_snapshot(snapshot_id=previous).commit()
-            else:
-                table.delete(slice_filter, snapshot_properties=commit.snapshot_properties())
-            log.warning("onec %s: rolled %s back to snapshot %s", package_id[:12], entity, previous)
-            continue
-        # Someone committed after us: put the package's slice back as it was, keep their commit.
-        if previous is None:
-            restored = table.schema().as_arrow().empty_table()
-        else:
-            restored = table.scan(row_filter=slice_filter, snapshot_id=previous).to_arrow()
-        _replace(table, restored, package_id, commit)
-        log.warning("onec %s: restored %s's slice to snapshot %s", package_id[:12], entity, previous)
-
-
 def _files_json(manifest: Manifest, staged: StagedPackage | None) -> str:
     counts = {h["source_file"]: h.get("record_counts") for h in staged.headers} if staged else {}
     files = []
@@ -271,6 +222,215 @@ def _files_json(manifest: Manifest, staged: StagedPackage | None) -> str:
         entry["record_counts"] = counts.get(entry["name"])
         files.append(entry)
     return json.dumps(files, ensure_ascii=False)
+
+
+@dataclass
+class _Attempt:
+    """One load attempt of a package: its journal row as it stands, and how to write it."""
+
+    package_id: str
+    source: str
+    mode: str
+    started_at: datetime
+    previous: dict[str, Any] | None
+    row: dict[str, Any]
+    commit: PackageCommit
+    journal: Table
+    journaled: bool = False
+    transaction: SliceTransaction | None = None
+
+    @property
+    def was_loaded(self) -> bool:
+        # A replay of a loaded package keeps it visible to silver: its slices hold the same rows
+        # before, during and after the replay (same bytes, same records), and a failed replay is
+        # rolled back.
+        return (self.previous or {}).get("status") == "loaded"
+
+    @property
+    def attempts(self) -> int:
+        return self.row["attempts"]
+
+    def identity(self) -> dict[str, Any]:
+        """What this attempt records about the package; a replay of a loaded one only once it succeeded."""
+        return {
+            "package_name": Path(self.source.rstrip("/")).name,
+            "source": self.source,
+            "load_mode": self.mode,
+        }
+
+    def write_journal(self, **changes: Any) -> None:
+        """Replace the package's journal row with the row as it stands plus ``changes``."""
+        self.row.update(changes)
+        replace_slice(
+            self.journal,
+            records_to_arrow([self.row], _spec(PACKAGES_SPEC)),
+            column=PACKAGE_COLUMN,
+            values=[self.package_id],
+            commit=self.commit,
+            new_slice=not self.journaled,
+        )
+        self.journaled = True
+
+
+def _begin(path: str | os.PathLike[str], *, source: str, mode: str, run_id: str, journal: Table) -> _Attempt:
+    """Fingerprint the package and prepare its journal row (nothing written yet)."""
+    started_at = datetime.now(UTC)
+    package_id = package_fingerprint(path)
+    previous = journal_row(package_id, journal)
+    row: dict[str, Any] = dict(previous or {})  # a failed replay keeps the last good load's facts
+    attempt = _Attempt(
+        package_id=package_id,
+        source=source,
+        mode=mode,
+        started_at=started_at,
+        previous=previous,
+        row=row,
+        commit=PackageCommit(run_id=run_id, source=SOURCE, batch_id=package_id, source_uri=source),
+        journal=journal,
+        journaled=previous is not None,
+    )
+    row |= {
+        "package_id": package_id,
+        "status": "loaded" if attempt.was_loaded else "loading",
+        "attempts": ((previous or {}).get("attempts") or 0) + 1,
+        "first_seen_at": (previous or {}).get("first_seen_at") or started_at,
+        "started_at": started_at,
+    }
+    if not attempt.was_loaded:
+        row |= attempt.identity()
+    return attempt
+
+
+def _record_manifest(attempt: _Attempt, path: str | os.PathLike[str]) -> Manifest:
+    """Read the package's files into its manifest, journal them, check the mode accepts them.
+
+    Raises:
+        PackageModeError: The stocks fast path got a package holding more than prices and rests.
+    """
+    manifest = build_manifest(path)
+    attempt.write_journal(  # the same bytes give the same facts: safe on a replay too
+        kind=manifest.kind,
+        files=_files_json(manifest, None),
+        file_count=len(manifest.files),
+        total_bytes=sum(f.size for f in manifest.files),
+        ignored_files=json.dumps(list(manifest.ignored), ensure_ascii=False),
+        schema_version=manifest.schema_version,
+        schema_versions=json.dumps(list(manifest.schema_versions)),
+        contains_only_changes=manifest.contains_only_changes,
+        is_full=manifest.contains_only_changes is False,
+        generated_at=_parse_generated(f.generated_at for f in manifest.files),
+    )
+    if attempt.mode == "stocks" and package_kind(manifest) != "stocks":
+        others = sorted({r for f in manifest.files for r in f.roles} - STOCK_ROLES)
+        raise PackageModeError(
+            f"not a stocks package: files with roles {others} belong to extract_onec (catalog mode)"
+        )
+    return manifest
+
+
+@contextmanager
+def _staging_directory(staging_root: str | os.PathLike[str] | None, package_id: str) -> Iterator[Path]:
+    root = Path(staging_root) if staging_root else PlatformConfig.from_env().home / "staging"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"onec-{package_id[:12]}-", dir=root) as directory:
+        yield Path(directory)
+
+
+def _stage(
+    attempt: _Attempt,
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    *,
+    catalog: Catalog,
+    entities: tuple[str, ...],
+    directory: Path,
+    batch_size: int,
+) -> StagedPackage:
+    """Parse the whole package into Parquet, checking rules against what bronze already holds."""
+    staged = stage_package(
+        path,
+        manifest,
+        specs={entity: _spec(entity_spec(entity)) for entity in entities},
+        refs=known_references(catalog),
+        directory=directory,
+        batch_size=batch_size,
+    )
+    log.info(
+        "onec %s: staged %s (%d flagged) from %d file(s)",
+        attempt.package_id[:12],
+        dict(staged.counts),
+        sum(staged.flagged.values()),
+        len(manifest.files),
+    )
+    return staged
+
+
+def _commit(
+    attempt: _Attempt,
+    manifest: Manifest,
+    staged: StagedPackage,
+    *,
+    tables: dict[str, Table],
+    entities: tuple[str, ...],
+) -> dict[str, int]:
+    """Replace the package's slice in every entity table, then journal it ``loaded``: all or none.
+
+    Returns:
+        Table identifier → snapshot id committed.
+    """
+    earlier = json.loads((attempt.previous or {}).get("entity_counts") or "{}")
+    attempt.transaction = transaction = SliceTransaction(
+        column=PACKAGE_COLUMN,
+        values=[attempt.package_id],
+        commit=replace(attempt.commit, loaded_at=attempt.started_at),
+        new_slice=attempt.previous is None,
+    )
+    with transaction:
+        for entity in entities:
+            if not staged.counts.get(entity) and not earlier.get(entity):
+                continue  # nothing to write and nothing of this package to replace
+            spec = _spec(entity_spec(entity))
+            transaction.replace(tables[entity], functools.partial(read_staged, staged, entity, spec))
+        attempt.write_journal(
+            **attempt.identity(),
+            status="loaded",
+            error=None,
+            files=_files_json(manifest, staged),
+            entity_counts=json.dumps({e: staged.counts.get(e, 0) for e in entities}),
+            skipped_counts=json.dumps(dict(staged.skipped)),
+            issue_counts=json.dumps({e: dict(c) for e, c in staged.issues.items()}, ensure_ascii=False),
+            flagged_rows=sum(staged.flagged.values()),
+            table_snapshots=json.dumps(transaction.committed),
+            finished_at=datetime.now(UTC),
+        )
+    return dict(transaction.committed)
+
+
+def _fail(attempt: _Attempt, exc: Exception) -> PackageLoadError:
+    """Journal the failure (bronze already holds what it held before) and build the error to raise."""
+    message = f"{type(exc).__name__}: {exc}"
+    unrestored = attempt.transaction.unrestored if attempt.transaction else []
+    if unrestored:
+        message += f" (rollback failed, tables {unrestored} need attention)"
+    # Bronze holds what it held before: a loaded package stays loaded (the error is recorded).
+    kept = attempt.was_loaded and not unrestored
+    changes = {} if kept else {"table_snapshots": None}
+    try:
+        attempt.write_journal(
+            status="loaded" if kept else "failed", error=message, finished_at=datetime.now(UTC), **changes
+        )
+    except Exception:  # noqa: BLE001 - the journal is best effort on the failure path
+        log.exception("onec %s: could not record the failure in the journal", attempt.package_id[:12])
+    log.error(
+        "onec %s (%s) failed, attempt %d: %s",
+        attempt.package_id[:12],
+        attempt.source,
+        attempt.attempts,
+        message,
+    )
+    return PackageLoadError(
+        message, package_id=attempt.package_id, source=attempt.source, attempts=attempt.attempts
+    )
 
 
 def load_package(
@@ -306,161 +466,61 @@ def load_package(
     """
     began = time.monotonic()
     entities = _entities(mode)
-    source = source or os.fspath(path)
     catalog = catalog or load_catalog()
     tables = ensure_tables(catalog, entities if mode == "stocks" else BRONZE_ENTITIES)
-    journal, journal_spec = tables["packages"], _spec(PACKAGES_SPEC)
-    specs = {entity: _spec(entity_spec(entity)) for entity in entities}
-    started_at = datetime.now(UTC)
-
-    package_id = package_fingerprint(path)
-    previous = journal_row(package_id, journal)
-    # A replay of a loaded package keeps it visible to silver: its slices hold the same rows before,
-    # during and after the replay (same bytes, same records), and a failed replay is rolled back.
-    was_loaded = (previous or {}).get("status") == "loaded"
-    attempts = (previous or {}).get("attempts") or 0
-    attempts += 1
-    # What this attempt would record; a replay of a loaded package records it only once it succeeded.
-    identity = {
-        "package_name": Path(source.rstrip("/")).name,
-        "source": source,
-        "load_mode": mode,
-        "_run_id": run_id,
-    }
-    row: dict[str, Any] = dict(previous or {})  # a failed replay keeps the last good load's facts
-    row |= {
-        "package_id": package_id,
-        "status": "loaded" if was_loaded else "loading",
-        "attempts": attempts,
-        "first_seen_at": (previous or {}).get("first_seen_at") or started_at,
-        "started_at": started_at,
-    }
-    if not was_loaded:
-        row |= identity
-    commit = PackageCommit(run_id=run_id, source=SOURCE, package_id=package_id)
-    manifest: Manifest | None = None
-    staged: StagedPackage | None = None
-    before: dict[str, int | None] = {}
-    committed: dict[str, int] = {}
-
-    journaled = previous is not None
-
-    def write_journal(**changes: Any) -> None:
-        nonlocal journaled
-        row.update(changes, _loaded_at=datetime.now(UTC))
-        _replace(journal, to_arrow([row], journal_spec), package_id, commit, fresh=not journaled)
-        journaled = True
-
+    attempt = _begin(
+        path, source=source or os.fspath(path), mode=mode, run_id=run_id, journal=tables["packages"]
+    )
     try:
-        manifest = build_manifest(path)
-        row.update(  # the same bytes give the same facts: safe on a replay too
-            kind=manifest.kind,
-            files=_files_json(manifest, None),
-            file_count=len(manifest.files),
-            total_bytes=sum(f.size for f in manifest.files),
-            ignored_files=json.dumps(list(manifest.ignored), ensure_ascii=False),
-            schema_version=manifest.schema_version,
-            schema_versions=json.dumps(list(manifest.schema_versions)),
-            contains_only_changes=manifest.contains_only_changes,
-            is_full=manifest.contains_only_changes is False,
-            generated_at=_parse_generated(f.generated_at for f in manifest.files),
-        )
-        write_journal()
-        if mode == "stocks" and package_kind(manifest) != "stocks":
-            others = sorted({r for f in manifest.files for r in f.roles} - STOCK_ROLES)
-            raise PackageModeError(
-                f"not a stocks package: files with roles {others} belong to extract_onec (catalog mode)"
-            )
-        refs = known_references(catalog)
-        root = Path(staging_root) if staging_root else PlatformConfig.from_env().home / "staging"
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"onec-{package_id[:12]}-", dir=root) as directory:
-            staged = stage_package(
+        manifest = _record_manifest(attempt, path)
+        with _staging_directory(staging_root, attempt.package_id) as directory:
+            staged = _stage(
+                attempt,
                 path,
                 manifest,
-                specs=specs,
-                refs=refs,
-                directory=Path(directory),
-                loaded_at=started_at,
-                run_id=run_id,
+                catalog=catalog,
+                entities=entities,
+                directory=directory,
                 batch_size=batch_size,
             )
-            log.info(
-                "onec %s: staged %s (%d flagged) from %d file(s)",
-                package_id[:12],
-                dict(staged.counts),
-                sum(staged.flagged.values()),
-                len(manifest.files),
-            )
-            earlier = json.loads((previous or {}).get("entity_counts") or "{}")
-            for entity in entities:
-                if not staged.counts.get(entity) and not earlier.get(entity):
-                    continue  # nothing to write and nothing of this package to replace
-                table = tables[entity]
-                before[entity] = _snapshot_id(table)
-                data = read_staged(staged, entity, specs[entity])
-                _replace(table, data, package_id, commit, fresh=previous is None)
-                after = _snapshot_id(table)
-                if after is not None and after != before[entity]:
-                    committed[entity] = after
-        write_journal(
-            **identity,
-            status="loaded",
-            error=None,
-            files=_files_json(manifest, staged),
-            entity_counts=json.dumps({e: staged.counts.get(e, 0) for e in entities}),
-            skipped_counts=json.dumps(dict(staged.skipped)),
-            issue_counts=json.dumps({e: dict(c) for e, c in staged.issues.items()}, ensure_ascii=False),
-            flagged_rows=sum(staged.flagged.values()),
-            table_snapshots=json.dumps({f"bronze.{SOURCE}_{e}": s for e, s in committed.items()}),
-            finished_at=datetime.now(UTC),
-        )
+            snapshots = _commit(attempt, manifest, staged, tables=tables, entities=entities)
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        restored = True
-        if committed:
-            try:
-                _rollback(tables, before, committed, package_id, commit)
-            except Exception:  # noqa: BLE001 - report the original failure; the rollback's is logged
-                log.exception("onec %s: ROLLBACK FAILED for %s", package_id[:12], list(committed))
-                message += f" (rollback failed, tables {sorted(committed)} need attention)"
-                restored = False
-        # Bronze holds what it held before: a loaded package stays loaded (the error is recorded).
-        kept = was_loaded and restored
-        changes = {} if kept else {"table_snapshots": None}
-        try:
-            write_journal(
-                status="loaded" if kept else "failed", error=message, finished_at=datetime.now(UTC), **changes
-            )
-        except Exception:  # noqa: BLE001 - the journal is best effort on the failure path
-            log.exception("onec %s: could not record the failure in the journal", package_id[:12])
-        log.error("onec %s (%s) failed, attempt %d: %s", package_id[:12], source, attempts, message)
-        raise PackageLoadError(message, package_id=package_id, source=source, attempts=attempts) from exc
+        raise _fail(attempt, exc) from exc
+    return _result(attempt, manifest, staged, snapshots, entities=entities, seconds=time.monotonic() - began)
 
-    assert manifest is not None and staged is not None
+
+def _result(
+    attempt: _Attempt,
+    manifest: Manifest,
+    staged: StagedPackage,
+    snapshots: dict[str, int],
+    *,
+    entities: tuple[str, ...],
+    seconds: float,
+) -> PackageLoadResult:
     result = PackageLoadResult(
-        package_id=package_id,
-        package_name=row["package_name"],
-        source=source,
-        mode=mode,
+        package_id=attempt.package_id,
+        package_name=attempt.row["package_name"],
+        source=attempt.source,
+        mode=attempt.mode,
         status="loaded",
-        is_full=bool(row["is_full"]),
+        is_full=bool(attempt.row["is_full"]),
         contains_only_changes=manifest.contains_only_changes,
         schema_version=manifest.schema_version,
         counts={e: staged.counts.get(e, 0) for e in entities},
         skipped=dict(staged.skipped),
         issues={e: dict(c) for e, c in staged.issues.items()},
         flagged=dict(staged.flagged),
-        snapshots={f"bronze.{SOURCE}_{e}": s for e, s in committed.items()},
-        attempts=attempts,
-        seconds=time.monotonic() - began,
+        snapshots=snapshots,
+        attempts=attempt.attempts,
+        seconds=seconds,
     )
     log.info(
         "onec %s: loaded %s in %.1fs (%s, %s): %s",
-        package_id[:12],
-        source,
+        attempt.package_id[:12],
+        attempt.source,
         result.seconds,
-        mode,
+        attempt.mode,
         "full" if result.is_full else "delta",
         {k: v for k, v in result.counts.items() if v},
     )

@@ -81,8 +81,6 @@ MARKER_NAME = ".complete"
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".filepart", ".crdownload", ".uploading")
 """A file with one of these suffixes means the upload is still running (SFTP clients, browsers)."""
 
-PACKAGE_STATUSES = ("loading", "loaded", "failed")
-
 QUALITY_SUITES = {
     "catalog": (
         "bronze_onec_packages",

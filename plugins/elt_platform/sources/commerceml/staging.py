@@ -3,35 +3,33 @@
 Staging is the first half of an atomic package load (the loader commits the staged tables
 afterwards): a malformed file anywhere in the package fails here, before any table is touched.
 Records stream from :func:`~elt_platform.sources.commerceml.package.parse_package` in dependency
-order; each is checked against the references known so far (:mod:`.rules`), turned into a row of its
-table's Arrow schema (lists and dicts as JSON strings) and buffered; buffers are flushed to Parquet
-every ``batch_size`` rows, so memory is bounded whatever the package size.
+order; each is checked against the references known so far (:mod:`.rules`) and buffered; buffers are
+turned into their table's Arrow schema (:func:`~elt_platform.bronze.arrow.records_to_arrow`: lists and
+dicts as JSON strings, lineage columns left to the writer) and flushed to Parquet every ``batch_size``
+rows, so memory is bounded whatever the package size.
 
 No Iceberg, no Airflow: pyarrow and the parser only.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from elt_platform.bronze.arrow import records_to_arrow
 from elt_platform.iceberg.tables import TableSpec
 from elt_platform.sources.commerceml.package import Manifest, parse_package
 from elt_platform.sources.commerceml.rules import References, check
 from elt_platform.sources.commerceml.settings import BATCH_SIZE
 
-# Bronze column ← parser field, where the names differ.
-_RENAMED = {"source_line": "sourceline"}
-# Columns the stager fills itself, not from the record.
-_COMPUTED = frozenset({"package_id", "record_no", "_issues", "_loaded_at", "_run_id"})
+RECORD_KEYS = {"source_line": "sourceline"}
+"""Bronze column → parser field, where the names differ."""
 
 
 @dataclass
@@ -57,46 +55,6 @@ class StagedPackage:
     headers: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return value
-
-
-def to_arrow(
-    records: list[dict[str, Any]], spec: TableSpec, constants: Mapping[str, Any] | None = None
-) -> pa.Table:
-    """Rows in ``spec``'s Arrow schema: lists/dicts become JSON strings, constants fill whole columns.
-
-    Args:
-        records: Parser records (plus ``record_no``/``_issues`` set by the stager).
-        spec: The bronze table declaration.
-        constants: Column → one value for every row (``package_id``, ``_loaded_at``, ``_run_id``).
-
-    Returns:
-        A table with exactly the declared columns, in order.
-    """
-    constants = constants or {}
-    schema = spec.arrow_schema()
-    columns = []
-    for f in schema:
-        if f.name in constants:
-            columns.append(pa.repeat(pa.scalar(constants[f.name], f.type), len(records)))
-            continue
-        key = _RENAMED.get(f.name, f.name)
-        values = [r.get(key) for r in records]
-        if pa.types.is_large_string(f.type) or pa.types.is_string(f.type):
-            values = [_cell(v) for v in values]
-        columns.append(pa.array(values, type=f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def unmapped_fields(entity: str, record: Mapping[str, Any], spec: TableSpec) -> set[str]:
-    """Record fields with no column in ``spec`` (would be lost: a test keeps this empty)."""
-    columns = {_RENAMED.get(c.name, c.name) for c in spec.columns if c.name not in _COMPUTED}
-    return set(record) - columns
-
-
 class _Sink:
     """Buffered Parquet writer for one entity."""
 
@@ -116,7 +74,7 @@ class _Sink:
     def flush(self) -> None:
         if not self.buffer:
             return
-        table = to_arrow(self.buffer, self.spec, self.constants)
+        table = records_to_arrow(self.buffer, self.spec, self.constants, keys=RECORD_KEYS)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self.writer.write_table(table)
@@ -135,8 +93,6 @@ def stage_package(
     specs: Mapping[str, TableSpec],
     refs: References,
     directory: Path,
-    loaded_at: datetime,
-    run_id: str,
     batch_size: int = BATCH_SIZE,
 ) -> StagedPackage:
     """Parse the whole package into ``directory/<entity>.parquet``, checking rules on the way.
@@ -148,8 +104,6 @@ def stage_package(
             in :attr:`StagedPackage.skipped` only.
         refs: Ids known from bronze; the package's own declarations are added as they stream.
         directory: An empty directory for the Parquet files.
-        loaded_at: Stamped on every row (``_loaded_at``).
-        run_id: Stamped on every row (``_run_id``).
         batch_size: Rows per Parquet row group.
 
     Returns:
@@ -160,7 +114,7 @@ def stage_package(
         CommerceMLUnsafeXMLError: A file declares a DOCTYPE/entities.
     """
     staged = StagedPackage(directory=directory)
-    constants = {"package_id": manifest.package_id, "_loaded_at": loaded_at, "_run_id": run_id}
+    constants = {"package_id": manifest.package_id}
     sinks: dict[str, _Sink] = {}
     try:
         for entity, record in parse_package(path, manifest=manifest):
@@ -192,23 +146,12 @@ def stage_package(
 
 
 def read_staged(staged: StagedPackage, entity: str, spec: TableSpec) -> pa.Table:
-    """The staged rows of one entity (an empty table in ``spec``'s schema when none)."""
+    """The staged rows of one entity (an empty table in ``spec``'s schema when none), without lineage."""
+    schema = spec.arrow_schema(lineage=False)
     path = staged.paths.get(entity)
     if path is None:
-        return spec.arrow_schema().empty_table()
-    return pq.read_table(path, schema=spec.arrow_schema())
+        return schema.empty_table()
+    return pq.read_table(path, schema=schema)
 
 
-def header_summary(headers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-file facts from ``file_headers`` for the package journal (sections, record counts)."""
-    return {
-        h["source_file"]: {
-            "sections": h.get("sections"),
-            "record_counts": h.get("record_counts"),
-            "exchange_id": h.get("exchange_id"),
-        }
-        for h in headers
-    }
-
-
-__all__ = ["StagedPackage", "header_summary", "read_staged", "stage_package", "to_arrow", "unmapped_fields"]
+__all__ = ["RECORD_KEYS", "StagedPackage", "read_staged", "stage_package"]

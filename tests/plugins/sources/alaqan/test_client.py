@@ -3,20 +3,20 @@
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime
+from datetime import date
 from types import SimpleNamespace
 
 import pytest
 
+from elt_platform.http.errors import AuthError, RateLimitedError, RequestError, ServerError
 from elt_platform.sandbox.alaqan.generator import AlaqanDataset
 from elt_platform.sandbox.alaqan.server import SandboxServer
-from elt_platform.sources.alaqan.client import AlaqanClient, RateLimiter, build_base_url, parse_retry_after
+from elt_platform.sources.alaqan.client import AlaqanClient, build_base_url
 from elt_platform.sources.alaqan.errors import (
     AlaqanAuthError,
+    AlaqanError,
     AlaqanPayloadError,
     AlaqanRequestError,
     AlaqanUnavailableError,
@@ -61,7 +61,7 @@ def test_by_date_returns_the_body_byte_for_byte(server: SandboxServer) -> None:
 
 
 def test_by_date_logs_url_with_date(server: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="elt_platform.sources.alaqan.client")
+    caplog.set_level(logging.INFO, logger="elt_platform.http.client")
     with _client(server) as client:
         client.by_date(DAY)
 
@@ -158,10 +158,54 @@ def test_wrong_key_fails_fast_without_leaking_it(
     assert SERVER_KEY not in exposed
 
 
+@pytest.mark.parametrize(
+    ("faults", "api_key", "alaqan_class", "http_class"),
+    [
+        ({}, WRONG_KEY, AlaqanAuthError, AuthError),
+        ({"next_429": 10, "retry_after": 0}, SERVER_KEY, AlaqanUnavailableError, RateLimitedError),
+        ({"next_500": 10}, SERVER_KEY, AlaqanUnavailableError, ServerError),
+    ],
+    ids=["401", "429-exhausted", "500-exhausted"],
+)
+def test_errors_belong_to_both_the_alaqan_family_and_the_http_taxonomy(
+    server: SandboxServer,
+    faults: dict[str, int],
+    api_key: str,
+    alaqan_class: type[Exception],
+    http_class: type[Exception],
+) -> None:
+    server.set_faults(**faults)
+    with _client(server, api_key=api_key, max_retries=1) as client, pytest.raises(alaqan_class) as caught:
+        client.by_date(DAY)
+
+    assert isinstance(caught.value, http_class) and isinstance(caught.value, AlaqanError)
+    assert caught.value.account == f"alaqan:{server.base_url.split('/')[2]}"
+
+
+class CountingBudget:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acquire(self) -> float:
+        self.calls += 1
+        return 0.0
+
+
+def test_injected_budget_is_charged_once_per_request_sent(server: SandboxServer) -> None:
+    server.set_faults(next_500=2)
+    budget = CountingBudget()
+    with _client(server, budget=budget) as client:
+        client.by_date(DAY)
+
+    assert budget.calls == server.stats()["requests"] == 3
+    assert "requests_per_second=None" in repr(client)
+
+
 def test_other_4xx_is_not_retried(server: SandboxServer) -> None:
     with _client(server) as client, pytest.raises(AlaqanRequestError) as caught:
         client.by_iin("123", date(2024, 3, 1), date(2024, 3, 2))
 
+    assert isinstance(caught.value, RequestError)
     assert caught.value.status == 422
     assert server.stats()["requests"] == 1
 
@@ -268,68 +312,6 @@ def test_from_connection_without_password_fails(password: str | None) -> None:
 
     with pytest.raises(ValueError, match="API key is empty"):
         AlaqanClient.from_connection(conn)
-
-
-NOW = datetime(2025, 1, 30, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        (None, None),
-        ("", None),
-        ("soon", None),
-        ("0", 0.0),
-        ("7", 7.0),
-        (" 120 ", 120.0),
-        ("1.5", 1.5),
-        ("-3", 0.0),
-        (format_datetime(NOW + timedelta(seconds=42), usegmt=True), 42.0),
-        ("Thu, 30 Jan 2025 12:01:00 GMT", 60.0),
-        ("Thu, 30 Jan 2025 11:00:00 GMT", 0.0),
-    ],
-)
-def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
-    assert parse_retry_after(value, now=NOW) == seconds
-
-
-def test_rate_limiter_reserves_future_tokens() -> None:
-    slept: list[float] = []
-    limiter = RateLimiter(2.0, burst=1, clock=lambda: 100.0, sleep=slept.append)
-
-    waits = [limiter.acquire() for _ in range(4)]
-
-    assert waits == [0.0, 0.5, 1.0, 1.5]
-    assert slept == [0.5, 1.0, 1.5]
-
-
-def test_rate_limiter_refills_after_idle_up_to_burst() -> None:
-    now = [0.0]
-    limiter = RateLimiter(10.0, burst=3, clock=lambda: now[0], sleep=lambda _: None)
-    for _ in range(3):
-        limiter.acquire()
-    now[0] = 60.0  # long idle: the bucket refills to 3, not 600
-
-    assert [limiter.acquire() for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(0.1)]
-
-
-def test_rate_limiter_is_thread_safe_and_real_time() -> None:
-    limiter = RateLimiter(50.0, burst=1)
-    threads = [threading.Thread(target=limiter.acquire) for _ in range(11)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    # 11 acquisitions at 50/s with no burst: the last waits 10/50 s.
-    assert time.monotonic() - started >= 0.19
-
-
-def test_disabled_rate_limiter_never_waits() -> None:
-    limiter = RateLimiter(None, sleep=lambda _: pytest.fail("slept"))
-
-    assert [limiter.acquire() for _ in range(100)] == [0.0] * 100
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 
 The real exports live outside the repo, in ``../shared/fixtures``: every directory under ``commerceml/``
 is one exchange package from one real 1C install; tests that take a ``fixture_set`` argument run once
-per directory, discovered at collection time. The remote exchange-area tests get real servers on
-127.0.0.1, one per session: moto's S3 and an in-process ``asyncssh`` SFTP server.
+per directory, discovered at collection time. Without those fixtures collection fails, naming the path
+expected (a parametrised test over no fixture would otherwise silently become zero tests). The remote
+exchange-area tests get real servers on 127.0.0.1, one per session: moto's S3 and an in-process
+``asyncssh`` SFTP server.
 """
 
 import asyncio
@@ -34,10 +36,19 @@ COMMERCEML_FIXTURES = (_repo_root() / ".." / "shared" / "fixtures" / "commerceml
 
 
 def fixture_sets() -> list[Path]:
-    """Every fixture package directory (empty when the shared fixtures are not checked out)."""
-    if not COMMERCEML_FIXTURES.is_dir():
-        return []
-    return sorted(p for p in COMMERCEML_FIXTURES.iterdir() if p.is_dir())
+    """Every fixture package directory.
+
+    Raises:
+        pytest.UsageError: The shared fixtures are not checked out (or hold no package).
+    """
+    sets = (
+        sorted(p for p in COMMERCEML_FIXTURES.iterdir() if p.is_dir()) if COMMERCEML_FIXTURES.is_dir() else []
+    )
+    if not sets:
+        raise pytest.UsageError(
+            f"shared CommerceML fixtures not found: expected package directories under {COMMERCEML_FIXTURES}"
+        )
+    return sets
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -17,7 +17,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import EqualTo
 
-from elt_platform.sources.commerceml import loader as loader_module
+from elt_platform.bronze import transaction as transaction_module
 from elt_platform.sources.commerceml.loader import (
     PackageLoadError,
     journal_row,
@@ -84,6 +84,9 @@ def test_every_parsed_record_reaches_its_table_with_lineage(cml: Path, bitrix) -
         assert len(written) == expected[entity] == result.counts[entity], entity
         assert {r["package_id"] for r in written} <= {result.package_id}
         assert all(r["source_file"] and r["_loaded_at"] and r["_run_id"] == "test-run" for r in written)
+        assert {(r["_batch_id"], r["_source_uri"]) for r in written} <= {
+            (result.package_id, str(cml / BITRIX))
+        }
     offers = rows(catalog, "offers")
     assert sorted(r["record_no"] for r in offers) == list(range(1, len(offers) + 1))
     stock = next(r for r in rows(catalog, "stocks") if r["warehouse_id"])
@@ -152,14 +155,14 @@ def test_a_commit_failing_midway_rolls_back_every_committed_table(
 ) -> None:
     earlier = load(cml / "irpsv_umi-cms_cml2.04", catalog, tmp_path)  # some tables have history, some not
     before = snapshot_ids(catalog)
-    real = loader_module._replace  # the one function every table commit of the loader goes through
+    real = transaction_module.replace_slice  # the one function every entity commit goes through
 
     def failing(table, data, *args, **kwargs):
         if table.name()[-1] == "onec_prices":
             raise OSError("disk full while writing prices")
         return real(table, data, *args, **kwargs)
 
-    monkeypatch.setattr(loader_module, "_replace", failing)
+    monkeypatch.setattr(transaction_module, "replace_slice", failing)
     with pytest.raises(PackageLoadError, match="disk full") as info:
         load(cml / BITRIX, catalog, tmp_path)
 
@@ -173,7 +176,7 @@ def test_a_commit_failing_midway_rolls_back_every_committed_table(
         journal_row(info.value.package_id, catalog.load_table("bronze.onec_packages"))["status"] == "failed"
     )
 
-    monkeypatch.setattr(loader_module, "_replace", real)
+    monkeypatch.setattr(transaction_module, "replace_slice", real)
     retried = load(cml / BITRIX, catalog, tmp_path)  # a failed package can be retried
     assert retried.attempts == 2 and len(rows(catalog, "offers", retried.package_id)) == 86
 

@@ -1,9 +1,0 @@
-{{
-    config(
-        alias='onec_goods_state',
-        materialized='table',
-    )
-}}
--- Current goods records (bronze.onec_products), one per SKU id of the goods (`state_key`), with
--- `is_stale`. A table, not an ephemeral model: stg_onec__products reads it six times.
-select * from ({{ onec_latest('products', onec_sku_id('e.parent_id', 'e.characteristic_id')) }}) as state

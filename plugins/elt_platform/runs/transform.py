@@ -1,0 +1,107 @@
+"""Transform task bodies: take the domain's pending slices from the ledger, build silver and gold.
+
+A transform run claims every pending (or earlier claimed, never completed) slice of its domain, so
+intervals loaded while another run was busy, or whose asset events were coalesced, are built by the
+next run — the ledger is the source of truth, the asset event only the wake-up. Slices are marked
+done only after gold was built; a failed run leaves them claimable.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from elt_platform.intervals import merge_intervals
+from elt_platform.registry import Domain, registry
+
+log = logging.getLogger(__name__)
+
+
+def _ledger(domain: Domain):
+    from elt_platform.state import TransformLedger, open_state_store
+
+    return TransformLedger(open_state_store(), domain.name)
+
+
+def claim(domain_name: str, *, run_id: str, requested: tuple[date, date] | None = None) -> dict:
+    """What this run builds: ``{"intervals": [[start, end], ...], "slices": n, "full": bool}``.
+
+    Args:
+        domain_name: the domain.
+        run_id: the transform run (claims are recorded under it).
+        requested: an explicit interval from a manual run's params, built in addition to the claim.
+
+    Returns:
+        Interval domains: the claimed intervals merged where they touch (plus ``requested``).
+        State domains: ``full`` when anything is pending (they rebuild from all of bronze).
+        ``slices`` = 0 and no intervals when there is nothing to do.
+    """
+    domain = registry().domains[domain_name]
+    entries = _ledger(domain).claim(run_id)
+    spans = [(e.start, e.end) for e in entries if e.start and e.end]
+    if requested:
+        spans.append(requested)
+    if domain.rebuild == "state":
+        work = {"intervals": [], "slices": len(entries), "full": bool(entries or requested)}
+    else:
+        merged = merge_intervals(spans)
+        work = {
+            "intervals": [[s.isoformat(), e.isoformat()] for s, e in merged],
+            "slices": len(entries),
+            "full": False,
+        }
+    log.info(
+        "%s: %d pending slice(s) claimed by %s%s → %s",
+        domain.dag_id,
+        len(entries),
+        run_id,
+        f" (+ requested {requested[0]}..{requested[1]})" if requested else "",
+        "full rebuild" if work["full"] else work["intervals"] or "nothing to build",
+    )
+    return work
+
+
+def has_work(work: dict) -> bool:
+    return bool(work["full"] or work["intervals"])
+
+
+def _spans(work: dict) -> list[tuple[date | None, date | None]]:
+    if work["full"]:
+        return [(None, None)]
+    return [(date.fromisoformat(s), date.fromisoformat(e)) for s, e in work["intervals"]]
+
+
+def build(domain_name: str, layer: str, work: dict) -> dict[str, int]:
+    """``dbt build`` one layer of the domain for each interval; node counts by status, summed.
+
+    Raises:
+        DbtRunError: a model or test failed.
+    """
+    from elt_platform.transform.layers import build_layer
+
+    domain = registry().domains[domain_name]
+    totals: dict[str, int] = {}
+    for start, end in _spans(work):
+        for status, count in build_layer(domain, layer, start, end).statuses.items():
+            totals[status] = totals.get(status, 0) + count
+    return totals
+
+
+def gate(domain_name: str, work: dict, *, run_id: str) -> list[str]:
+    """Run the domain's silver suites over each interval; returns where results were stored."""
+    from elt_platform.quality.gate import run_gate
+
+    domain = registry().domains[domain_name]
+    spans = [(s, e) for s, e in _spans(work) if s and e]
+    return [
+        run_gate(suite, start, end, run_id=run_id).result_uri
+        for suite in domain.silver_suites
+        for start, end in spans
+    ]
+
+
+def complete(domain_name: str, *, run_id: str) -> int:
+    """Mark the run's claimed slices done (gold holds them); returns how many."""
+    done = _ledger(registry().domains[domain_name]).complete(run_id)
+    log.info("transform_%s: %d slice(s) done (run %s)", domain_name, done, run_id)
+    return done

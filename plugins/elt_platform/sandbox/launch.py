@@ -1,0 +1,78 @@
+"""Start a source's sandbox for ``elt run`` (``make run``) and point the platform at it.
+
+Each launcher is a context manager named by a source's registry entry (``Source.sandbox``); it
+yields a one-line description of the endpoint and, while it runs, sets the environment the extract
+reads (an ``AIRFLOW_CONN_*`` connection, an exchange-area URI). It is only used when no real endpoint
+is configured for that source. Runtime code never imports this module: only the CLI's ``run`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from elt_platform.config import REPO_ROOT, PlatformConfig
+
+#: Real 1C exports beside the checkout (``../shared/fixtures``); ``make run`` replays one of them.
+ONEC_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "commerceml"
+ONEC_RUN_PACKAGE = "carono_cml2.07"
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """What ``elt run`` asks of the sandboxes."""
+
+    employees: int = 300
+    seed: int = 42
+
+
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextmanager
+def alaqan(options: SandboxOptions) -> Iterator[str]:
+    """The Alaqan sandbox on a free 127.0.0.1 port, as the ``alaqan_default`` connection."""
+    from elt_platform.sandbox.alaqan.generator import AlaqanDataset
+    from elt_platform.sandbox.alaqan.server import SandboxServer
+
+    server = SandboxServer(AlaqanDataset(seed=options.seed, employees=options.employees)).start()
+    connection = json.dumps({"conn_type": "http", "host": server.base_url, "password": server.api_key})
+    try:
+        with _env("AIRFLOW_CONN_ALAQAN_DEFAULT", connection):
+            yield f"sandbox {server.root_url} ({options.employees} employees, seed {options.seed})"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def onec(options: SandboxOptions) -> Iterator[str]:
+    """A real CommerceML export (fixture) dropped into the local exchange area as a complete package.
+
+    Raises:
+        FileNotFoundError: ``../shared/fixtures`` is not beside the checkout.
+    """
+    del options
+    package = ONEC_FIXTURES / ONEC_RUN_PACKAGE
+    if not package.is_dir():
+        raise FileNotFoundError(f"1C sandbox package {package} not found (../shared beside the checkout?)")
+    area = PlatformConfig.from_env().home / "exchange" / "onec"
+    target = area / "incoming" / ONEC_RUN_PACKAGE
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("*.md"))
+    (target / ".complete").touch()
+    with _env("ELT_ONEC_EXCHANGE_URI", str(area)):
+        yield f"sandbox exchange folder {area} (package {ONEC_RUN_PACKAGE} from ../shared/fixtures)"

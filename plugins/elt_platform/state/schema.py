@@ -1,0 +1,114 @@
+"""The state tables as SQLAlchemy Core objects, for the queries of this package.
+
+The database schema itself is created and changed only by the Alembic migrations in
+``migrations/versions/``; ``tests/plugins/state/test_store.py`` compares this module with the migrated
+schema so the two cannot drift. A new table means a new migration *and* an entry here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+ACCOUNT_LENGTH = 200
+RUN_ID_LENGTH = 250
+
+
+class UTCDateTime(TypeDecorator):
+    """A ``timestamptz`` that always reads back as a UTC-aware ``datetime``.
+
+    SQLite has no time-zone type: values are stored as UTC wall-clock text and given their zone back
+    on read, so both dialects return the same aware values.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("state timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("account", String(ACCOUNT_LENGTH), primary_key=True),
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text),
+    Column("expires_at", UTCDateTime),
+    Column("token_type", String(40), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+request_budgets = Table(
+    "request_budgets",
+    metadata,
+    Column("account", String(ACCOUNT_LENGTH), primary_key=True),
+    Column("rate", Double, nullable=False),
+    Column("burst", Integer, nullable=False),
+    # Token-bucket balance (negative = requests already promised to sleeping callers) as of
+    # refilled_at, in Unix seconds: every process reads the same wall clock.
+    Column("tokens", Double, nullable=False),
+    Column("refilled_at", Double, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+circuit_breakers = Table(
+    "circuit_breakers",
+    metadata,
+    Column("account", String(ACCOUNT_LENGTH), primary_key=True),
+    Column("state", String(10), nullable=False),
+    Column("reason", Text),
+    Column("opened_at", UTCDateTime),
+    Column("reset_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("key", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+transform_ledger = Table(
+    "transform_ledger",
+    metadata,
+    Column("domain", String(ACCOUNT_LENGTH), primary_key=True),
+    Column("source", String(ACCOUNT_LENGTH), primary_key=True),
+    Column("slice_key", String(500), primary_key=True),
+    Column("slice_start", Date),
+    Column("slice_end", Date),
+    Column("status", String(20), nullable=False),
+    Column("run_id", String(RUN_ID_LENGTH), nullable=False),
+    Column("claimed_by", String(RUN_ID_LENGTH)),
+    Column("claimed_at", UTCDateTime),
+    Column("done_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_transform_ledger_domain_status", "domain", "status"),
+)

@@ -71,6 +71,8 @@ def _describe(result: object) -> str:
     """A task's return value in a few words: rows loaded, or dbt nodes built."""
     if not isinstance(result, dict):
         return ""
+    if "quality_results" in result:
+        return f"{len(result['quality_results'])} suite(s) passed"
     if "events" in result:
         return f"{result['events']:,} rows" + (
             f", {result['quarantined']:,} quarantined" if result.get("quarantined") else ""
@@ -132,13 +134,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     conf = {"start_date": start.isoformat(), "end_date": end.isoformat()}
     options = SandboxOptions(employees=args.employees, seed=args.seed)
     days = (end - start).days
-    print(f"» window     {start} .. {end - timedelta(days=1)} ({days} day{'s' * (days != 1)}, inclusive)")
-    for domain in domains:
-        for key, value in domain_settings(domain).summary.items():
-            print(f"» {key:10} {value} ({domain.name})")
     failed: list[str] = []
     began = time.monotonic()
     with ExitStack() as stack:
+        # Everything the run prints (Airflow's task logs, dbt, uvicorn, the JVM) goes to the log
+        # file from here on; the terminal gets these progress lines only (all of it with -v).
+        out = sys.stdout if args.verbose else stack.enter_context(quiet_terminal(log_path))
+        print(
+            f"» window     {start} .. {end - timedelta(days=1)} ({days} day{'s' * (days != 1)}, inclusive)",
+            file=out,
+        )
+        for domain in domains:
+            for key, value in domain_settings(domain).summary.items():
+                print(f"» {key:10} {value} ({domain.name})", file=out)
         for source in sources:
             if source.endpoint_variable and os.environ.get(source.endpoint_variable):
                 endpoint = _endpoint(source)
@@ -146,9 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 endpoint = stack.enter_context(call(source.sandbox, options))
             else:
                 endpoint = "no sandbox and no endpoint configured"
-            print(f"» {source.name:10} {endpoint}")
-        print(f"» logs       {log_path}" + ("" if not args.verbose else " (not used with -v)"))
-        out = stack.enter_context(quiet_terminal(log_path)) if not args.verbose else sys.stdout
+            print(f"» {source.name:10} {endpoint}", file=out)
+        if not args.verbose:
+            print(f"» logs       {log_path}", file=out)
         runs = [(e.dag_id, conf if e.kind == "interval" else {}) for s in sources for e in s.extracts]
         runs += [(d.dag_id, {}) for d in domains]
         for dag_id, run_conf in runs:

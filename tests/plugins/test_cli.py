@@ -45,6 +45,7 @@ ALAQAN_TABLES = [
     "bronze.alaqan_visits_quarantine",
     "silver.alaqan_visits",
     "silver.alaqan_visits_quarantine",
+    "silver.alaqan_rejected",
     "gold.alaqan_daily_attendance",
     "gold.alaqan_monthly_summary",
 ]

@@ -2,11 +2,13 @@
     config(
         alias='alaqan_daily_attendance',
         partition_by=['year'],
+        on_schema_change='fail',
     )
 }}
 -- gold.alaqan_daily_attendance: one row per person and day. Rebuilt for every calendar year the
 -- run's interval touches (the table is partitioned by year). The hours rule is documented in
--- _attendance__models.yml and pinned by its unit tests.
+-- _attendance__models.yml and pinned by its unit tests. Local wall-clock columns are TIMESTAMP_NTZ,
+-- the *_utc columns their instants; interval lengths are measured between instants.
 with
 
 events as (
@@ -15,7 +17,8 @@ events as (
         visit_date,
         iin,
         event,
-        event_datetime
+        event_datetime,
+        event_at_utc
     from {{ ref('stg_alaqan__visits') }}
     where {{ in_data_interval_years('visit_date') }}
 
@@ -26,10 +29,30 @@ ordered as (
     select
         *,
         lag(event) over day_order as previous_event,
-        lag(event_datetime) over day_order as previous_datetime,
-        lead(event) over day_order as next_event
+        lead(event) over day_order as next_event,
+        -- Exits before this event: the entries since the last exit, and the exit that follows them,
+        -- share one number, so the first entry of such a run is the one that opened the interval.
+        coalesce(
+            sum(case when event = 'exit' then 1 else 0 end) over (
+                partition by visit_date, iin
+                order by event_datetime, event
+                rows between unbounded preceding and 1 preceding
+            ),
+            0
+        ) as exits_before
     from events
     window day_order as (partition by visit_date, iin order by event_datetime, event)
+
+),
+
+opened as (
+
+    select
+        *,
+        min(case when event = 'entry' then event_at_utc end) over (
+            partition by visit_date, iin, exits_before
+        ) as opened_at_utc
+    from ordered
 
 ),
 
@@ -40,14 +63,15 @@ intervals as (
         iin,
         event,
         event_datetime,
+        event_at_utc,
         case
             when event = 'exit' and previous_event = 'entry'
-                then unix_timestamp(event_datetime) - unix_timestamp(previous_datetime)
+                then unix_seconds(event_at_utc) - unix_seconds(opened_at_utc)
             else 0
         end as closed_seconds,
         (event = 'entry' and coalesce(next_event, '') != 'exit')
         or (event = 'exit' and coalesce(previous_event, '') != 'entry') as is_unpaired
-    from ordered
+    from opened
 
 ),
 
@@ -58,6 +82,8 @@ daily as (
         iin,
         min(case when event = 'entry' then event_datetime end) as first_entry,
         max(case when event = 'exit' then event_datetime end) as last_exit,
+        min(case when event = 'entry' then event_at_utc end) as first_entry_utc,
+        max(case when event = 'exit' then event_at_utc end) as last_exit_utc,
         cast(count_if(event = 'entry') as int) as total_entries,
         cast(count_if(event = 'exit') as int) as total_exits,
         cast(sum(closed_seconds) as decimal(12, 0)) as seconds_on_site,
@@ -74,6 +100,8 @@ final as (
         {{ mask_iin('iin') }} as iin,
         first_entry,
         last_exit,
+        first_entry_utc,
+        last_exit_utc,
         total_entries,
         total_exits,
         cast(round(seconds_on_site / 3600, 2) as decimal(5, 2)) as hours_on_site,

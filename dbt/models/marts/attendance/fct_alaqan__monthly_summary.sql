@@ -2,6 +2,7 @@
     config(
         alias='alaqan_monthly_summary',
         partition_by=['year'],
+        on_schema_change='fail',
     )
 }}
 -- gold.alaqan_monthly_summary: per person and calendar month, from the daily mart.

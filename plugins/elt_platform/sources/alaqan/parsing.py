@@ -19,7 +19,9 @@ from typing import Any
 from elt_platform.sources.alaqan.errors import AlaqanPayloadError
 from elt_platform.sources.alaqan.settings import EVENTS
 
-#: Reason codes a quarantined record can carry (the part of ``reason`` before ``": "``).
+#: Reason codes a quarantined record can carry (the part of ``reason`` before ``": "``). Analysts read them
+#: mapped onto one vocabulary in ``silver.alaqan_rejected`` (``dbt/macros/alaqan_rejected.sql``): a new code
+#: must be added there too.
 QUARANTINE_REASONS = (
     "bad_iin_key",
     "events_not_array",

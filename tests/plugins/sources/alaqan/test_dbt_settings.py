@@ -1,26 +1,38 @@
-"""IIN masking is a platform setting (``ELT_IIN_MASKING``), and the hash key never travels as a dbt var."""
+"""IIN masking (``ELT_IIN_MASKING``) and the source's time zone (``ELT_ALAQAN_TIMEZONE``) are platform
+settings; the hash key never travels as a dbt var."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
-from elt_platform.sources.alaqan.dbt import DEV_HASH_KEY, MaskingConfigError, dbt_settings
+from elt_platform.config import REPO_ROOT
+from elt_platform.sources.alaqan.dbt import (
+    DEV_HASH_KEY,
+    MaskingConfigError,
+    TimezoneConfigError,
+    dbt_settings,
+)
+from elt_platform.sources.alaqan.pipeline import SOURCE
 
 
 def test_hash_is_the_default_and_the_key_goes_to_spark_conf_only():
     settings = dbt_settings({"ELT_IIN_HASH_KEY": "k-123"})
-    assert settings.vars == {"iin_masking": "hash"}
+    assert settings.vars == {"iin_masking": "hash", "alaqan_timezone": "Asia/Almaty"}
     assert settings.spark_conf == {"spark.elt.iin_hash_key": "k-123"}
     assert "k-123" not in repr(settings.vars) + repr(settings.summary)
-    assert settings.summary == {"IIN masking": "hash (key: ELT_IIN_HASH_KEY)"}
+    assert settings.summary == {
+        "IIN masking": "hash (key: ELT_IIN_HASH_KEY)",
+        "Alaqan time zone": "Asia/Almaty",
+    }
 
 
 @pytest.mark.parametrize("value", ["clear", "CLEAR", " clear "])
 def test_clear_needs_no_key(value):
     settings = dbt_settings({"ELT_IIN_MASKING": value})
-    assert (settings.vars, settings.spark_conf) == ({"iin_masking": "clear"}, {})
+    assert (settings.vars["iin_masking"], settings.spark_conf) == ("clear", {})
 
 
 def test_embedded_without_a_key_hashes_with_the_development_key_and_warns(caplog):
@@ -38,3 +50,29 @@ def test_production_without_a_key_is_an_error():
 def test_an_unknown_mode_is_refused():
     with pytest.raises(MaskingConfigError, match="ELT_IIN_MASKING='sha1'"):
         dbt_settings({"ELT_IIN_MASKING": "sha1"})
+
+
+def test_the_time_zone_defaults_to_the_registry_declaration():
+    assert SOURCE.timezone == "Asia/Almaty"
+    assert dbt_settings({"ELT_IIN_MASKING": "clear"}).vars["alaqan_timezone"] == SOURCE.timezone
+
+
+def test_the_time_zone_comes_from_the_environment():
+    settings = dbt_settings({"ELT_IIN_MASKING": "clear", "ELT_ALAQAN_TIMEZONE": " Asia/Aqtobe "})
+    assert settings.vars == {"iin_masking": "clear", "alaqan_timezone": "Asia/Aqtobe"}
+    assert settings.summary["Alaqan time zone"] == "Asia/Aqtobe"
+
+
+@pytest.mark.parametrize(
+    "zone", ["Asia/Nowhere", "+05:00", "../etc/passwd", "Asia/Almaty'; drop table x; --"]
+)
+def test_a_zone_the_database_does_not_know_is_refused(zone):
+    # The zone is quoted into SQL: only real zone names may pass.
+    with pytest.raises(TimezoneConfigError, match="ELT_ALAQAN_TIMEZONE"):
+        dbt_settings({"ELT_IIN_MASKING": "clear", "ELT_ALAQAN_TIMEZONE": zone})
+
+
+def test_the_dbt_fallback_zone_is_the_registry_zone():
+    # Runs that pass no vars (make dbt-build) fall back to the macro's default: it must not drift.
+    macro = (REPO_ROOT / "dbt" / "macros" / "alaqan_time.sql").read_text(encoding="utf-8")
+    assert re.findall(r"var\('alaqan_timezone', '([^']+)'\)", macro) == [SOURCE.timezone]

@@ -1,11 +1,15 @@
 """parse_by_date on hand-written payloads: the spec's example, ordering, quarantine reasons, fatal bodies."""
 
 import json
+import re
 from datetime import date
 
 import pytest
+import yaml
 
+from elt_platform.config import REPO_ROOT
 from elt_platform.sources.alaqan.errors import AlaqanPayloadError
+from elt_platform.sources.alaqan.iin import IIN_PROBLEMS
 from elt_platform.sources.alaqan.parsing import QUARANTINE_REASONS, parse_by_date, reason_code
 
 DAY = date(2025, 1, 30)
@@ -226,3 +230,31 @@ def test_payload_error_does_not_quote_the_body() -> None:
 
     assert "650727300949" not in str(caught.value)
     assert "60 bytes" in str(caught.value)
+
+
+def _reason_mapping() -> dict[str, str]:
+    macro = (REPO_ROOT / "dbt" / "macros" / "alaqan_rejected.sql").read_text(encoding="utf-8")
+    return dict(re.findall(r"'(\w+)': '([\w:]+)'", macro))
+
+
+def _documented_vocabulary() -> set[str]:
+    doc = yaml.safe_load(
+        (REPO_ROOT / "dbt/models/staging/alaqan/_alaqan__models.yml").read_text(encoding="utf-8")
+    )
+    (model,) = [m for m in doc["models"] if m["name"] == "stg_alaqan__rejected"]
+    (column,) = [c for c in model["columns"] if c["name"] == "reason"]
+    (accepted,) = [
+        t["accepted_values"] for t in column["tests"] if isinstance(t, dict) and "accepted_values" in t
+    ]
+    return set(accepted["arguments"]["values"])
+
+
+def test_every_rejection_code_maps_onto_the_documented_vocabulary() -> None:
+    # silver.alaqan_rejected maps bronze (parser) and silver (IIN rule, event, time) codes in one macro;
+    # a code missing there would land as 'unclassified' and fail the model's accepted_values test.
+    mapping = _reason_mapping()
+    silver_codes = {*IIN_PROBLEMS, "unknown_event", "bad_time"}
+    assert set(mapping) == set(QUARANTINE_REASONS) | silver_codes
+    assert set(mapping.values()) == _documented_vocabulary()
+    assert mapping["bad_iin_key"] == mapping["not_12_digits"] == "invalid_iin:format"
+    assert mapping["bad_check_digit"] == "invalid_iin:checksum"

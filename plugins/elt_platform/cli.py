@@ -9,6 +9,8 @@ Commands:
     rollback   set a table back to the snapshot before a run's first commit
     load-1c    load (or replay) one 1C exchange package — a directory or a zip — into bronze.onec_*
     counts-1c  rows per 1C table
+    airflow    the embedded Airflow (api-server, scheduler, dag-processor, triggerer) with the sandboxes
+    backfill   inclusive days of an interval extract through the running scheduler, waits for gold
     breaker / budget / ledger / watermark / state   the transactional state store (see state/README.md)
 
 Every command loads ``.env`` first (variables already set win).
@@ -335,9 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("counts-1c", help="rows per 1C table (= counts --source onec)").set_defaults(
         func=cmd_counts, source="onec"
     )
-    from elt_platform.state.commands import register
+    from elt_platform.airflow_local import register as register_airflow
+    from elt_platform.state.commands import register as register_state
 
-    register(sub)
+    register_state(sub)
+    register_airflow(sub)
     return parser
 
 

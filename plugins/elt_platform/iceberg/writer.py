@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
@@ -103,12 +103,17 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
         table = catalog.load_table(spec.identifier)
     except NoSuchTableError:
         log.info("creating %s", spec.identifier)
-        return catalog.create_table(
-            spec.identifier,
-            schema=spec.iceberg_schema(),
-            partition_spec=spec.partition_spec(),
-            properties={**TABLE_PROPERTIES, "comment": spec.description},
-        )
+        try:
+            return catalog.create_table(
+                spec.identifier,
+                schema=spec.iceberg_schema(),
+                partition_spec=spec.partition_spec(),
+                properties={**TABLE_PROPERTIES, "comment": spec.description},
+            )
+        except TableAlreadyExistsError:
+            # Two first loads (a backfill's parallel runs) raced to create it: use the winner's.
+            log.info("%s was created concurrently; loading it", spec.identifier)
+            table = catalog.load_table(spec.identifier)
     existing = table.schema().column_names
     renames = {old: new for old, new in RENAMED_COLUMNS.items() if old in existing and new not in existing}
     if renames:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DateType, NestedField, StringType
@@ -83,6 +84,27 @@ def test_ensure_table_on_an_unchanged_spec_changes_nothing(catalog, tmp_path):
     assert again.metadata.current_schema_id == first.metadata.current_schema_id
     assert len(again.metadata.schemas) == 1
     assert again.metadata_location == first.metadata_location
+
+
+def test_losing_a_create_race_loads_the_winners_table(catalog, tmp_path, monkeypatch):
+    """Two first loads (parallel backfill runs) both see no table; the second create must not fail."""
+    spec = _spec(tmp_path, THINGS_V1)
+    winner = ensure_table(catalog, spec)
+    real_load = catalog.load_table
+    calls = []
+
+    def load_table(identifier):
+        calls.append(identifier)
+        if len(calls) == 1:  # what the loser saw before the winner's create committed
+            raise NoSuchTableError(identifier)
+        return real_load(identifier)
+
+    monkeypatch.setattr(catalog, "load_table", load_table)
+
+    loser = ensure_table(catalog, spec)
+
+    assert loser.metadata_location == winner.metadata_location
+    assert len(calls) == 2
 
 
 def test_a_column_added_to_the_spec_evolves_the_table_and_keeps_its_rows(catalog, tmp_path):

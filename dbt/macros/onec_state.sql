@@ -10,6 +10,13 @@
   State of an entity = for every key, the row of the latest package holding that key (full packages and
   deltas both upsert). A key whose latest package is older than the latest FULL package holding that
   entity was left out of a full export: it is stale (`is_stale`), i.e. deactivated, never deleted.
+
+  FULL (`is_full` of the journal, set by the loader): no file of the package declares
+  СодержитТолькоИзменения="true" — "false" or no attribute at all (the schema gives it no default;
+  site importers such as 1C-Bitrix's treat anything but "true" as a full package). Granularity is the
+  package and the entity: a full package deactivates, for each entity it carries rows of, the keys it
+  leaves out; entities it does not carry are untouched. Contragents count only from a Контрагенты list
+  (`covers`), not from the buyers embedded in order documents.
 -#}
 
 {#- Canonical SKU id: `product#characteristic`, or `product` (so `uuid` and `uuid#` join). Same as rules.sku_key. -#}
@@ -68,9 +75,10 @@ inner join {{ packages if packages is not none else ref('stg_onec__packages') }}
 {#-
   Current state of an entity: the latest row per key (latest package, then last record in it), with
   `is_stale` = the key is missing from the latest full package that holds this entity. `packages`: as
-  for onec_rows.
+  for onec_rows. `covers`: SQL over the entity's columns selecting the rows that make a full package
+  cover the entity (default: every row).
 -#}
-{% macro onec_latest(entity, key, packages=none) -%}
+{% macro onec_latest(entity, key, packages=none, covers='true') -%}
 with
 
 versions as (
@@ -78,7 +86,7 @@ versions as (
 ),
 
 coverage as (
-    select max(case when is_full then package_seq end) as full_seq from versions
+    select max(case when is_full and ({{ covers }}) then package_seq end) as full_seq from versions
 ),
 
 ranked as (

@@ -257,40 +257,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_load_1c(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    from elt_platform.sources.commerceml.loader import PackageLoadError, load_package, package_kind
-    from elt_platform.sources.commerceml.package import build_manifest
-
-    mode = args.mode
-    if mode == "auto":
-        mode = package_kind(build_manifest(args.path))
-    run_id = args.run_id or f"manual__load-1c__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    try:
-        result = load_package(args.path, run_id=run_id, mode=mode)
-    except PackageLoadError as exc:
-        print(f"✘ package {exc.package_id or '?'} failed (attempt {exc.attempts}): {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
-        return 0
-    print(f"✔ package {result.package_id} loaded in {result.seconds:.1f}s (run {run_id})")
-    print(f"  source:  {result.source}")
-    print(
-        f"  mode:    {result.mode}, {'full export' if result.is_full else 'delta (only changes)'}, "
-        f"schema {result.schema_version or 'mixed'}, attempt {result.attempts}"
-    )
-    print(f"\n  {'table':32} {'rows':>9} {'flagged':>8}  issues")
-    for entity, count in result.counts.items():
-        issues = result.issues.get(entity, {})
-        flagged = ", ".join(f"{code} {n}" for code, n in sorted(issues.items()))
-        print(f"  {'bronze.onec_' + entity:32} {count:>9,} {result.flagged.get(entity, 0):>8,}  {flagged}")
-    if result.skipped:
-        print(f"\n  not written in {result.mode} mode: {result.skipped}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -319,21 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("table")
     rollback.add_argument("--run-id", required=True)
     rollback.set_defaults(func=cmd_rollback)
-    load_1c = sub.add_parser(
-        "load-1c", help="load or replay one 1C exchange package (directory or zip) into bronze.onec_*"
-    )
-    load_1c.add_argument("path", help="package directory, .zip or single .xml file")
-    load_1c.add_argument(
-        "--mode",
-        choices=("auto", "catalog", "stocks"),
-        default="auto",
-        help="catalog: all entities; stocks: prices/stocks only; auto (default): by the package's files",
-    )
-    load_1c.add_argument(
-        "--run-id", help="lineage id for rows and snapshots (default manual__load-1c__<time>)"
-    )
-    load_1c.add_argument("--json", action="store_true", help="print the load summary as JSON")
-    load_1c.set_defaults(func=cmd_load_1c)
+    from elt_platform.sources.commerceml.commands import register as register_onec
+
+    register_onec(sub)
     sub.add_parser("counts-1c", help="rows per 1C table (= counts --source onec)").set_defaults(
         func=cmd_counts, source="onec"
     )
@@ -345,13 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose library log lines are their progress; the others print their own one-line results
+#: (and ``✘`` errors), so their log lines only show with ``ELT_LOG_LEVEL``.
+_LOGGING_COMMANDS = ("run", "airflow", "backfill")
+
+
 def main(argv: list[str] | None = None) -> int:
     load_env_file()
+    args = build_parser().parse_args(argv)
+    default = "INFO" if args.command in _LOGGING_COMMANDS else "CRITICAL"
     logging.basicConfig(
-        level=os.environ.get("ELT_LOG_LEVEL", "INFO"),
+        level=os.environ.get("ELT_LOG_LEVEL") or default,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

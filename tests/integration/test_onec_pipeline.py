@@ -10,6 +10,9 @@ parser under test). The story, in 1C's exchange order:
 4. ``bitrix`` — the Bitrix 3.1 export (12 warehouses, per-warehouse rests), via ``extract_onec``;
 5. ``rests5`` — a stocks-only package (one quantity changed, a later date), via ``extract_onec_stocks``;
 6. ``prices6`` — a prices-only package (one price changed, later again), via ``load-1c`` (the CLI);
+0. ``ut103`` — an УТ 10.3-style offers-only export written here (no ``Каталог``, no delta attribute:
+   full), dated before all others: the plain-id parent offers carry the groups and the unit
+   (attributes only, as in 2.07), their ``uuid#uuid`` children are the SKUs;
 then a replay of ``full1`` (counts unchanged), a package with a truncated file (no table changes), and
 one ``transform_catalog`` run. One Spark session (dbt) for the whole module.
 """
@@ -33,6 +36,36 @@ CARONO, BITRIX = FIXTURES / "carono_cml2.07", FIXTURES / "irpsv_bitrix-module-6_
 X = "bd72d910-55bc-11d9-848a-00112f43529a#e5a4c316-a659-11dd-acee-0015e9b8c48d"  # left out of full2
 Y = "bd72d913-55bc-11d9-848a-00112f43529a#90c5544a-d3a8-11e4-9423-e0cb4ed5eed4"  # left out of delta3
 RESTS_DATE, PRICES_DATE = "2017-09-01T10:00:00", "2017-09-02T10:00:00"
+UT103 = """<?xml version="1.0" encoding="UTF-8"?>
+<КоммерческаяИнформация ВерсияСхемы="2.05" ДатаФормирования="2016-01-01T10:00:00">
+<Классификатор><Ид>ut-cl</Ид><Наименование>Классификатор (Номенклатура)</Наименование><Группы>
+ <Группа><Ид>ut-g1</Ид><Наименование>Обувь</Наименование><Группы>
+  <Группа><Ид>ut-g2</Ид><Наименование>Кеды</Наименование></Группа></Группы></Группа>
+ <Группа><Ид>ut-g3</Ид><Наименование>Аксессуары</Наименование></Группа>
+</Группы></Классификатор>
+<ПакетПредложений><Ид>ut-pk#</Ид><Наименование>Пакет предложений</Наименование>
+<ИдКлассификатора>ut-cl</ИдКлассификатора>
+<ТипыЦен><ТипЦены><Ид>ut-t1</Ид><Наименование>Розничная</Наименование><Валюта>руб</Валюта></ТипЦены></ТипыЦен>
+<Предложения>
+ <Предложение><Ид>ut-p1</Ид><Наименование>Кеды Converse</Наименование>
+  <БазоваяЕдиница Код="715" НаименованиеПолное="Пара (2 шт.)"><Пересчет><Единица>715</Единица>
+  <Коэффициент>1</Коэффициент></Пересчет></БазоваяЕдиница><Группы><Ид>ut-g2</Ид></Группы></Предложение>
+ <Предложение><Ид>ut-p1#ut-c41</Ид><Наименование>Кеды Converse (41)</Наименование>
+  <ХарактеристикиТовара><ХарактеристикаТовара><Наименование>Размер</Наименование><Значение>41</Значение>
+  </ХарактеристикаТовара></ХарактеристикиТовара>
+  <Цены><Цена><ИдТипаЦены>ut-t1</ИдТипаЦены><ЦенаЗаЕдиницу>3500</ЦенаЗаЕдиницу></Цена></Цены>
+  <Количество>2</Количество></Предложение>
+ <Предложение><Ид>ut-p1#ut-c42</Ид><Наименование>Кеды Converse (42)</Наименование>
+  <Цены><Цена><ИдТипаЦены>ut-t1</ИдТипаЦены><ЦенаЗаЕдиницу>3600</ЦенаЗаЕдиницу></Цена></Цены>
+  <Количество>0</Количество></Предложение>
+ <Предложение><Ид>ut-p2</Ид><Наименование>Шнурки</Наименование>
+  <БазоваяЕдиница Код="796" НаименованиеПолное="Штука" МеждународноеСокращение="PCE"/>
+  <Группы><Ид>ut-g3</Ид></Группы>
+  <Цены><Цена><ИдТипаЦены>ut-t1</ИдТипаЦены><ЦенаЗаЕдиницу>150</ЦенаЗаЕдиницу></Цена></Цены>
+  <Количество>10</Количество></Предложение>
+</Предложения></ПакетПредложений>
+</КоммерческаяИнформация>
+"""
 NEW_QUANTITY, NEW_PRICE = "7", "1234.5"
 BRONZE = (
     "groups",
@@ -108,6 +141,71 @@ def et_counts(package: Path) -> dict[str, int]:
 def offers_xml(path: Path) -> dict[str, ET.Element]:
     root = ET.parse(path).getroot()
     return {_children(o)["Ид"].text: o for o in root.iter() if _local(o.tag) == "Предложение"}
+
+
+def _text(el: ET.Element | None) -> str | None:
+    return (el.text or "").strip() or None if el is not None else None
+
+
+def group_paths(packages: list[Path]) -> dict[str, str]:
+    """Group id → names from the top group down, joined by " / " (every Группы tree of the files)."""
+    paths: dict[str, str] = {}
+
+    def walk(groups: ET.Element, prefix: list[str]) -> None:
+        for group in groups:
+            kids = _children(group)
+            names = [*prefix, _text(kids.get("Наименование")) or ""]
+            paths[_text(kids["Ид"])] = " / ".join(names)
+            if "Группы" in kids:
+                walk(kids["Группы"], names)
+
+    for package in packages:
+        for path in sorted(package.rglob("*.xml")):
+            root = ET.parse(path).getroot()
+            parent_of = {child: parent for parent in root.iter() for child in parent}
+            for el in root.iter():
+                if _local(el.tag) == "Группы" and _local(parent_of.get(el, root).tag) == "Классификатор":
+                    walk(el, [])
+    return paths
+
+
+def unit_classifier(packages: list[Path]) -> dict[str, str]:
+    """ЕдиницаИзмерения Ид and Код → НаименованиеКраткое (an Ид match wins)."""
+    by_code, by_id = {}, {}
+    for package in packages:
+        for path in sorted(package.rglob("*.xml")):
+            for el in ET.parse(path).getroot().iter():
+                if _local(el.tag) == "ЕдиницаИзмерения":
+                    kids = _children(el)
+                    short = _text(kids.get("НаименованиеКраткое"))
+                    for index, key in ((by_code, _text(kids.get("Код"))), (by_id, _text(kids.get("Ид")))):
+                        if key is not None:
+                            index[key] = short
+    return by_code | by_id
+
+
+def first_child(name: str, *elements: ET.Element | None) -> ET.Element | None:
+    """The first of ``elements`` that has a child ``name`` → that child (elements are not truth-tested)."""
+    for el in elements:
+        child = _children(el).get(name) if el is not None else None
+        if child is not None:
+            return child
+    return None
+
+
+def display_unit(unit: ET.Element | None, classifier: dict[str, str]) -> str | None:
+    """The README's rule: classifier short name by code (attribute or text), text, full name, code."""
+    if unit is None:
+        return None
+    text, code = _text(unit), (unit.get("Код") or "").strip() or None
+    return (
+        classifier.get(code)
+        or classifier.get(text)
+        or text
+        or unit.get("НаименованиеПолное")
+        or unit.get("МеждународноеСокращение")
+        or code
+    )
 
 
 def total_quantity(offer: ET.Element) -> Decimal:
@@ -253,6 +351,9 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         _set_date(PRICES_DATE),
         _first_value_in_offer(priced, "ЦенаЗаЕдиницу", NEW_PRICE),
     )
+    ut103 = built / "ut103"
+    ut103.mkdir(parents=True)
+    (ut103 / "offers.xml").write_text(UT103, encoding="utf-8")
     broken = _copy(BITRIX, built / "broken")
     _edit(broken / "goods" / "1" / "rests.xml", lambda t: t[: len(t) // 2])
 
@@ -260,10 +361,11 @@ def run(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("ELT_ONEC_EXCHANGE_DIR", str(area.root))
         mp.setenv("ELT_ONEC_SETTLE_SECONDS", "60")
         packages = {"full1": full1, "full2": full2, "delta3": delta3, "bitrix": bitrix}
-        packages.update(rests5=rests5, prices6=prices6)
+        packages.update(rests5=rests5, prices6=prices6, ut103=ut103)
         ids = {name: build_manifest(path).package_id for name, path in packages.items()}
         run_dag("extract_onec")  # full1 then bitrix (oldest first); rests5 is left to the stocks DAG
         load_package(full2, run_id="e2e")
+        load_package(ut103, run_id="e2e")  # loaded late, but 1C dated it first
         load_package(delta3, run_id="e2e")
         run_dag("extract_onec_stocks")
         assert cli(["load-1c", str(prices6)]) == 0  # auto mode: a prices-only package → stocks
@@ -287,6 +389,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
             "failure": failure.value,
             "prices6": prices6,
             "rests5": rests5,
+            "ut103": ut103,
         }
 
 
@@ -308,12 +411,14 @@ def test_every_package_is_journaled_with_mode_and_delta_flag(run):
     journal = {r["package_id"]: r for r in _rows("select * from bronze.onec_packages")}
     ids = run["ids"]
     assert {journal[ids[p]]["status"] for p in ids} == {"loaded"}
-    assert [journal[ids[p]]["is_full"] for p in ("full1", "full2", "delta3", "bitrix")] == [
+    assert [journal[ids[p]]["is_full"] for p in ("full1", "full2", "delta3", "bitrix", "ut103")] == [
         True,
         True,
         False,
         False,
+        True,  # no СодержитТолькоИзменения at all: a full export
     ]
+    assert journal[ids["ut103"]]["contains_only_changes"] is None
     assert journal[ids["rests5"]]["load_mode"] == journal[ids["prices6"]]["load_mode"] == "stocks"
     assert json.loads(journal[ids["rests5"]]["entity_counts"]) == {
         "prices": 0,
@@ -359,7 +464,7 @@ def test_skus_are_assembled_from_goods_and_offers(run):
 
 def test_categories_and_customers(run):
     categories = _rows("select * from silver.onec_categories")
-    groups = sum(et_counts(p)["groups"] for p in (CARONO, BITRIX))
+    groups = sum(et_counts(p)["groups"] for p in (CARONO, BITRIX, run["ut103"]))
     assert len({r["category_id"] for r in categories}) == len(categories) <= groups
     customers = _rows("select * from silver.onec_customers where customer_type = 'legal'")
     assert customers and all(r["inn"] for r in customers if r["kpp"])
@@ -407,3 +512,43 @@ def test_price_history_records_the_change(run):
     assert rows[1]["is_current"] and rows[1]["previous_price"] == old
     catalog = _rows(f"select prices from gold.onec_catalog where sku_id = '{priced}'")[0]
     assert list(catalog["prices"].values()) == [Decimal(NEW_PRICE)]
+
+
+def test_an_offers_only_export_lists_only_sellable_skus_with_their_category(run):
+    offers = offers_xml(run["ut103"] / "offers.xml")
+    with_characteristics = {i.split("#")[0] for i in offers if i.partition("#")[2]}
+    sellable = {i for i in offers if i.partition("#")[2] or i not in with_characteristics}
+    paths = group_paths([run["ut103"]])
+    classifier = unit_classifier([CARONO, BITRIX, run["ut103"]])  # codes are global: bitrix names 796
+    catalog = {r["sku_id"]: r for r in _rows("select * from gold.onec_catalog where sku_id like 'ut-%'")}
+    assert set(catalog) == sellable and not with_characteristics & set(catalog)
+    for sku in sellable:
+        product = offers.get(sku.split("#")[0])  # the parent offer describes the product
+        groups = first_child("Группы", offers[sku], product)
+        assert catalog[sku]["category_path"] == paths[_text(groups[0])] != "(no category)"
+        unit = first_child("БазоваяЕдиница", offers[sku], product)
+        assert catalog[sku]["unit"] == display_unit(unit, classifier) is not None
+
+
+def test_units_given_as_attributes_or_codes_are_resolved(run):
+    classifier = unit_classifier([CARONO, BITRIX])
+    catalog = {r["sku_id"]: r for r in _rows("select sku_id, unit from gold.onec_catalog")}
+    for sku, offer in offers_xml(CARONO / "offers.xml").items():  # 2.07: attributes only
+        assert catalog[sku]["unit"] == display_unit(_children(offer)["БазоваяЕдиница"], classifier)
+        assert catalog[sku]["unit"]
+    goods = {
+        _text(_children(g)["Ид"]): g
+        for g in ET.parse(BITRIX / "goods" / "1" / "import.xml").getroot().iter()
+        if _local(g.tag) == "Товар"
+    }
+    offer = run["offer"]  # 3.1: the goods' БазоваяЕдиница text is the code of a classifier unit
+    unit = _children(goods[offer.split("#")[0]])["БазоваяЕдиница"]
+    assert catalog[offer]["unit"] == display_unit(unit, classifier) != _text(unit)
+
+
+def test_dbt_unit_tests_pass(run):
+    """The catalog's dbt unit tests (YAML beside the models), over the bronze tables the run created."""
+    from elt_platform.transform.dbt import run_dbt
+
+    summary = run_dbt(["test", "--select", "tag:onec", "tag:catalog", "--resource-type", "unit_test"])
+    assert summary.statuses == {"pass": 5}, summary

@@ -1,5 +1,5 @@
 """Sandboxes stay out of the runtime import path: only ``elt_platform.sandbox`` itself and the local-run
-entry points (``cli.py``, ``local_run.py``, ``airflow_local.py``) may import it. Read with ``ast``, never imported.
+entry points (``cli.py``, ``local_run.py``, ``airflow_local.py``) may import it. Read with ``ast``.
 """
 
 import ast

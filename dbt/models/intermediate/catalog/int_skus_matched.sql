@@ -1,6 +1,9 @@
 -- Step 1 of silver.onec_products (spec §4.1): the SKU list, one row per SKU id with the keys of its offer
 -- and goods records. An offer (id `product#characteristic`) finds its goods record by the same SKU id,
--- else by the product part of its id; goods with no offer at all are SKUs themselves.
+-- else by the product part of its id; goods with no offer at all are SKUs themselves. A plain-id offer
+-- whose product has characteristic offers is their parent (an offers-only export, УТ 10.3: the product
+-- master, carrying the category), not a SKU: its children get its key as `parent_offer_key` (the same
+-- rule as for goods: a plain goods record of an offered product is no SKU).
 with
 
 goods as (
@@ -44,15 +47,39 @@ offer_products as (
 
 ),
 
+products_with_characteristics as (
+
+    select distinct product_id
+    from offers
+    where characteristic_id is not null
+
+),
+
+parent_offers as (
+
+    select
+        state_key,
+        product_id
+    from offers
+    where characteristic_id is null
+
+),
+
 offer_matches as (
 
     select
         offers.state_key as sku_id,
         offers.state_key as offer_key,
-        coalesce(same_sku.state_key, same_product.state_key) as goods_key
+        coalesce(same_sku.state_key, same_product.state_key) as goods_key,
+        parent_offers.state_key as parent_offer_key
     from offers
     left join goods as same_sku on offers.state_key = same_sku.state_key
     left join goods_by_product as same_product on offers.product_id = same_product.parent_id
+    left join parent_offers
+        on offers.product_id = parent_offers.product_id and offers.characteristic_id is not null
+    left join products_with_characteristics as has_children
+        on offers.product_id = has_children.product_id and offers.characteristic_id is null
+    where has_children.product_id is null
 
 ),
 
@@ -61,7 +88,8 @@ goods_without_offers as (
     select
         goods.state_key as sku_id,
         cast(null as string) as offer_key,
-        goods.state_key as goods_key
+        goods.state_key as goods_key,
+        cast(null as string) as parent_offer_key
     from goods
     left join offer_skus on goods.state_key = offer_skus.state_key
     left join offer_products

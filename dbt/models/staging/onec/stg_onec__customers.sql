@@ -11,7 +11,12 @@ with
 
 latest as (
 
-    select * from ({{ onec_latest('contragents', 'e.id', packages=onec_bronze_packages()) }}) as state
+    -- only a Контрагенты list makes a full package cover counterparties: buyers embedded in the order
+    -- documents of a full package are not the whole list
+    select *
+    from (
+        {{ onec_latest('contragents', 'e.id', packages=onec_bronze_packages(), covers='document_id is null') }}
+    ) as state
 
 ),
 

@@ -136,8 +136,11 @@ def _load_queue(
                 source = package.uri if isinstance(package, RemotePackage) else None
                 result = load_package(local, run_id=run_id, mode=kind, source=source)
         except PackageLoadError as exc:
-            if in_area and exc.attempts >= MAX_ATTEMPTS:
-                area.quarantine(package, f"{exc} (after {exc.attempts} attempts)")
+            # Nothing identifiable (no XML file at all) cannot get better by waiting: move it now.
+            if in_area and (exc.package_id is None or exc.attempts >= MAX_ATTEMPTS):
+                area.quarantine(
+                    package, f"{exc} (after {exc.attempts} attempts)" if exc.attempts else str(exc)
+                )
             raise
         summary = result.as_dict()
         if in_area:

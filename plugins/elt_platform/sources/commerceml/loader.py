@@ -50,9 +50,16 @@ from elt_platform.config import PlatformConfig
 from elt_platform.iceberg.catalog import load_catalog
 from elt_platform.iceberg.tables import TableSpec, load_spec
 from elt_platform.iceberg.writer import CommitInfo, ensure_table, replace_slice
-from elt_platform.sources.commerceml.package import Manifest, build_manifest, package_fingerprint
+from elt_platform.sources.commerceml.package import (
+    EmptyPackageError,
+    Manifest,
+    build_manifest,
+    package_fingerprint,
+)
+from elt_platform.sources.commerceml.parser import CommerceMLError
 from elt_platform.sources.commerceml.rules import References
 from elt_platform.sources.commerceml.settings import (
+    AUTO_MODE,
     BATCH_SIZE,
     BRONZE_ENTITIES,
     MODES,
@@ -74,7 +81,7 @@ _REFERENCE_COLUMNS = {
     "price_types": ("id",),
     "warehouses": ("id",),
     "products": ("parent_id", "characteristic_id"),
-    "offers": ("product_id", "characteristic_id"),
+    "offers": ("product_id", "characteristic_id", "group_ids"),
 }
 
 
@@ -82,16 +89,32 @@ class PackageLoadError(RuntimeError):
     """A package could not be loaded; nothing of it is in bronze (its journal row says ``failed``).
 
     Attributes:
-        package_id: The package's id (None if not even its files could be read).
+        package_id: The package's id (None when no package was identified: the path does not exist
+            or holds no XML file; then nothing is journaled).
         source: The path given.
-        attempts: Load attempts of this package so far, this one included.
+        attempts: Load attempts of this package so far, this one included (0 when not identified).
+        reason: The cause on one line, naming the file inside the package (``import.xml: not a
+            CommerceML document: root element <html>, …``), without the exception type.
+        journal_status: The package's journal row after the failure: ``failed``, ``loaded`` (a failed
+            replay of a loaded package: bronze holds its rows as before) or None (not journaled).
     """
 
-    def __init__(self, message: str, *, package_id: str | None, source: str, attempts: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        package_id: str | None,
+        source: str,
+        attempts: int,
+        reason: str | None = None,
+        journal_status: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.package_id = package_id
         self.source = source
         self.attempts = attempts
+        self.reason = reason or _one_line(message)
+        self.journal_status = journal_status
 
 
 class PackageModeError(ValueError):
@@ -148,6 +171,17 @@ class PackageLoadResult:
         }
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause as an operator reads it: our own errors speak for themselves, others keep their type."""
+    if isinstance(exc, CommerceMLError | PackageModeError):
+        return _one_line(str(exc))
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
 def package_kind(manifest: Manifest) -> str:
     """``stocks`` when every XML file is a prices/rests file (by name and content), else ``catalog``."""
     if manifest.files and all(set(f.roles) <= STOCK_ROLES for f in manifest.files):
@@ -157,8 +191,17 @@ def package_kind(manifest: Manifest) -> str:
 
 def _entities(mode: str) -> tuple[str, ...]:
     if mode not in MODES:
-        raise ValueError(f"unknown load mode {mode!r}; expected one of {MODES}")
+        raise ValueError(f"unknown load mode {mode!r}; expected one of {(*MODES, AUTO_MODE)}")
     return STOCK_ENTITIES if mode == "stocks" else BRONZE_ENTITIES
+
+
+def is_full_package(contains_only_changes: bool | None) -> bool:
+    """A package is a full export unless a file declares ``СодержитТолькоИзменения="true"``.
+
+    The schema declares the attribute without a default, and site importers (1C-Bitrix's among them)
+    treat anything but ``true`` — ``false`` or no attribute at all — as a full package.
+    """
+    return contains_only_changes is not True
 
 
 def _parse_generated(values: Iterable[str | None]) -> datetime | None:
@@ -202,6 +245,8 @@ def known_references(catalog: Catalog) -> References:
         rows = table.scan(selected_fields=columns).to_arrow().to_pylist()
         if entity in ("groups", "properties", "price_types", "warehouses"):
             getattr(refs, entity).update(r["id"] for r in rows if r["id"] is not None)
+        elif entity == "offers":  # lists are JSON strings in bronze
+            refs.learn_all(entity, (r | {"group_ids": json.loads(r["group_ids"] or "[]")} for r in rows))
         else:
             refs.learn_all(entity, rows)
     return refs
@@ -272,10 +317,9 @@ class _Attempt:
         self.journaled = True
 
 
-def _begin(path: str | os.PathLike[str], *, source: str, mode: str, run_id: str, journal: Table) -> _Attempt:
-    """Fingerprint the package and prepare its journal row (nothing written yet)."""
+def _begin(package_id: str, *, source: str, mode: str, run_id: str, journal: Table) -> _Attempt:
+    """Prepare the package's journal row (nothing written yet)."""
     started_at = datetime.now(UTC)
-    package_id = package_fingerprint(path)
     previous = journal_row(package_id, journal)
     row: dict[str, Any] = dict(previous or {})  # a failed replay keeps the last good load's facts
     attempt = _Attempt(
@@ -308,6 +352,10 @@ def _record_manifest(attempt: _Attempt, path: str | os.PathLike[str]) -> Manifes
         PackageModeError: The stocks fast path got a package holding more than prices and rests.
     """
     manifest = build_manifest(path)
+    if attempt.mode == AUTO_MODE:
+        attempt.mode = package_kind(manifest)
+        if not attempt.was_loaded:
+            attempt.row["load_mode"] = attempt.mode
     attempt.write_journal(  # the same bytes give the same facts: safe on a replay too
         kind=manifest.kind,
         files=_files_json(manifest, None),
@@ -317,7 +365,7 @@ def _record_manifest(attempt: _Attempt, path: str | os.PathLike[str]) -> Manifes
         schema_version=manifest.schema_version,
         schema_versions=json.dumps(list(manifest.schema_versions)),
         contains_only_changes=manifest.contains_only_changes,
-        is_full=manifest.contains_only_changes is False,
+        is_full=is_full_package(manifest.contains_only_changes),
         generated_at=_parse_generated(f.generated_at for f in manifest.files),
     )
     if attempt.mode == "stocks" and package_kind(manifest) != "stocks":
@@ -409,18 +457,20 @@ def _commit(
 def _fail(attempt: _Attempt, exc: Exception) -> PackageLoadError:
     """Journal the failure (bronze already holds what it held before) and build the error to raise."""
     message = f"{type(exc).__name__}: {exc}"
+    reason = _reason(exc)
     unrestored = attempt.transaction.unrestored if attempt.transaction else []
     if unrestored:
         message += f" (rollback failed, tables {unrestored} need attention)"
+        reason += f" (rollback failed, tables {unrestored} need attention)"
     # Bronze holds what it held before: a loaded package stays loaded (the error is recorded).
     kept = attempt.was_loaded and not unrestored
     changes = {} if kept else {"table_snapshots": None}
+    status: str | None = "loaded" if kept else "failed"
     try:
-        attempt.write_journal(
-            status="loaded" if kept else "failed", error=message, finished_at=datetime.now(UTC), **changes
-        )
+        attempt.write_journal(status=status, error=message, finished_at=datetime.now(UTC), **changes)
     except Exception:  # noqa: BLE001 - the journal is best effort on the failure path
         log.exception("onec %s: could not record the failure in the journal", attempt.package_id[:12])
+        status = None
     log.error(
         "onec %s (%s) failed, attempt %d: %s",
         attempt.package_id[:12],
@@ -429,7 +479,12 @@ def _fail(attempt: _Attempt, exc: Exception) -> PackageLoadError:
         message,
     )
     return PackageLoadError(
-        message, package_id=attempt.package_id, source=attempt.source, attempts=attempt.attempts
+        message,
+        package_id=attempt.package_id,
+        source=attempt.source,
+        attempts=attempt.attempts,
+        reason=reason,
+        journal_status=status,
     )
 
 
@@ -448,8 +503,10 @@ def load_package(
     Args:
         path: The package.
         run_id: Airflow run id or a CLI batch id (stamped on rows, snapshots and the journal).
-        mode: ``catalog`` (every entity) or ``stocks`` (prices and stocks only; the package must
-            hold only prices/rests files).
+        mode: ``catalog`` (every entity), ``stocks`` (prices and stocks only; the package must
+            hold only prices/rests files) or ``auto`` (``stocks`` when every file is a prices/rests
+            file, else ``catalog``; decided once the files were read, so an unreadable package is
+            still journaled).
         catalog: Lakehouse catalog (default: from the environment).
         batch_size: Rows per staged Parquet row group.
         staging_root: Where the temporary staging directory goes (default ``$ELT_HOME/staging``).
@@ -460,19 +517,31 @@ def load_package(
         The load's summary (status ``loaded``).
 
     Raises:
-        PackageLoadError: Parsing, a rule of the mode, or a commit failed; bronze is unchanged and the
-            journal row says ``failed`` with the same message.
-        FileNotFoundError: ``path`` does not exist.
+        PackageLoadError: Parsing (a file that is not XML, not CommerceML, has a DOCTYPE, is
+            malformed), a rule of the mode, or a commit failed; bronze is unchanged and the journal
+            row says ``failed`` with the same message. Also when ``path`` does not exist or holds no
+            XML file: then no package is identified and nothing is journaled (``package_id`` None).
     """
     began = time.monotonic()
-    entities = _entities(mode)
+    if mode != AUTO_MODE:
+        _entities(mode)
+    shown = source or os.fspath(path)
+    try:
+        package_id = package_fingerprint(path)
+    except (FileNotFoundError, EmptyPackageError) as exc:  # no package: nothing to journal
+        given = os.fspath(path)
+        reason = "no such file or directory" if isinstance(exc, FileNotFoundError) else str(exc)
+        reason = reason.removeprefix(f"{given}: ")
+        log.error("onec: %s: %s", shown, reason)
+        raise PackageLoadError(
+            f"{shown}: {reason}", package_id=None, source=shown, attempts=0, reason=reason
+        ) from exc
     catalog = catalog or load_catalog()
-    tables = ensure_tables(catalog, entities if mode == "stocks" else BRONZE_ENTITIES)
-    attempt = _begin(
-        path, source=source or os.fspath(path), mode=mode, run_id=run_id, journal=tables["packages"]
-    )
+    tables = ensure_tables(catalog, STOCK_ENTITIES if mode == "stocks" else BRONZE_ENTITIES)
+    attempt = _begin(package_id, source=shown, mode=mode, run_id=run_id, journal=tables["packages"])
     try:
         manifest = _record_manifest(attempt, path)
+        entities = _entities(attempt.mode)
         with _staging_directory(staging_root, attempt.package_id) as directory:
             staged = _stage(
                 attempt,
@@ -533,6 +602,7 @@ __all__ = [
     "PackageLoadResult",
     "PackageModeError",
     "ensure_tables",
+    "is_full_package",
     "journal_row",
     "known_references",
     "load_package",

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from elt_platform.sources.commerceml.parser import (
     ENTITIES,
+    CommerceMLError,
     PropertyDictionary,
     Record,
     parse_file,
@@ -67,6 +68,10 @@ _NAME_ROLES = (
 )
 _HASH_CHUNK = 1024 * 1024
 _DELTA_NEEDLE = "СодержитТолькоИзменения"
+
+
+class EmptyPackageError(CommerceMLError):
+    """A package holds no XML file (an empty folder, images only, a zip of nothing, a ``.txt``)."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,13 @@ class _Package:
             raise FileNotFoundError(f"no CommerceML package at {path}")
         self.xml = [n for n in names if n.lower().endswith(".xml")]
         self.ignored = [n for n in names if not n.lower().endswith(".xml")]
+        if not self.xml:
+            self.close()
+            found = f"only {', '.join(self.ignored[:3])}{'…' if len(self.ignored) > 3 else ''}"
+            raise EmptyPackageError(
+                f"{path}: no XML file in the package ({found if self.ignored else 'it is empty'}; "
+                "expected a directory or .zip of CommerceML .xml files, or one .xml file)"
+            )
 
     @contextmanager
     def open(self, name: str) -> Iterator[IO[bytes]]:
@@ -288,6 +300,7 @@ def package_fingerprint(path: str | os.PathLike[str]) -> str:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        EmptyPackageError: ``path`` holds no ``.xml`` file.
     """
     with _opened(path) as package:
         pairs = []
@@ -311,7 +324,10 @@ def build_manifest(path: str | os.PathLike[str]) -> Manifest:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        EmptyPackageError: ``path`` holds no ``.xml`` file.
         CommerceMLUnsafeXMLError: A file declares a DOCTYPE/entities.
+        CommerceMLContentError: A file is not a CommerceML document (refused by content, whatever
+            its name: not XML, an HTML page, another root element).
         CommerceMLSyntaxError: A file's head is not well-formed XML.
     """
     with _opened(path) as package:
@@ -430,6 +446,7 @@ def count_entities(path: str | os.PathLike[str]) -> dict[str, int]:
 
 __all__ = [
     "REFERENCE_ROLES",
+    "EmptyPackageError",
     "Manifest",
     "PackageFile",
     "build_manifest",

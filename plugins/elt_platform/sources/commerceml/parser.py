@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from lxml import etree
 
@@ -37,6 +37,8 @@ SECTIONS = frozenset(
     {"Классификатор", "Каталог", "ПакетПредложений", "ИзмененияПакетаПредложений", "Контрагенты"}
 )
 ROOT = "КоммерческаяИнформация"
+ACCEPTED_ROOTS = frozenset({ROOT, "Классификатор"})
+"""Root elements of a CommerceML file; any other root is refused (:class:`CommerceMLContentError`)."""
 
 # Brand is not a standard CommerceML field: 1C exports it as an ordinary property with one of these names.
 BRAND_PROPERTY_NAMES = frozenset({"бренд", "brand", "торговая марка", "марка", "производитель"})
@@ -120,6 +122,23 @@ class CommerceMLUnsafeXMLError(CommerceMLError):
     Attributes:
         source_file: The file name as given to the parser.
         reason: What was found, e.g. ``"DOCTYPE declaration"``.
+    """
+
+    def __init__(self, message: str, *, source_file: str, reason: str) -> None:
+        super().__init__(message)
+        self.source_file = source_file
+        self.reason = reason
+
+
+class CommerceMLContentError(CommerceMLError):
+    """A file is not a CommerceML document (an HTML error page, JSON, a PDF, an empty or foreign XML).
+
+    Refused by content, whatever its name: the root element must be ``КоммерческаяИнформация`` (or a
+    bare ``Классификатор`` fragment, as some 1C versions write ``classifier.xml``).
+
+    Attributes:
+        source_file: The file name as given to the parser.
+        reason: What was found, e.g. ``"root element <html>"``.
     """
 
     def __init__(self, message: str, *, source_file: str, reason: str) -> None:
@@ -285,6 +304,20 @@ def _characteristics(el: Any | None) -> list[Record]:
     return out
 
 
+def _base_unit(el: Any | None) -> dict[str, str | None]:
+    """``БазоваяЕдиница`` in its three forms: text short name + attributes (2.04), attributes only
+    (2.07: ``Код``, ``НаименованиеПолное``, ``МеждународноеСокращение``, a ``Пересчет`` child, no
+    text), text = the unit code (3.1). Kept apart; silver resolves the display unit."""
+    if el is None:
+        return dict.fromkeys(("unit", "unit_code", "unit_name", "unit_abbreviation"))
+    return {
+        "unit": _text(el),
+        "unit_code": _attr(el, "Код"),
+        "unit_name": _attr(el, "НаименованиеПолное"),
+        "unit_abbreviation": _attr(el, "МеждународноеСокращение"),
+    }
+
+
 def _address(el: Any) -> Record:
     fields: dict[str, str | None] = {}
     presentation = None
@@ -439,6 +472,29 @@ def _root_name(head: bytes, text: str, as_latin1: bool, start: int) -> str | Non
     return match.group(1).rpartition(":")[2] if match else None
 
 
+_HTML_DOCTYPE = re.compile(r"<!DOCTYPE\s+html\b", re.IGNORECASE)
+
+
+def _refuse_content(source_file: str, reason: str) -> NoReturn:
+    raise CommerceMLContentError(
+        f"{source_file}: not a CommerceML document: {reason}", source_file=source_file, reason=reason
+    )
+
+
+def check_root(root: str | None, *, source_file: str) -> None:
+    """Refuse a document whose root element is not a CommerceML root (:data:`ACCEPTED_ROOTS`).
+
+    Args:
+        root: The root element's local name (from :func:`check_prolog`).
+        source_file: Name used in the error message.
+
+    Raises:
+        CommerceMLContentError: Another root (``<html>``, ``<error>``…).
+    """
+    if root is not None and root not in ACCEPTED_ROOTS:
+        _refuse_content(source_file, f"root element <{root}>, expected <{ROOT}>")
+
+
 def check_prolog(head: bytes, *, source_file: str, complete: bool) -> str | None:
     """Refuse a document whose prolog declares a DOCTYPE (and so possibly entities).
 
@@ -448,12 +504,13 @@ def check_prolog(head: bytes, *, source_file: str, complete: bool) -> str | None
         complete: True when ``head`` is the whole file (a short file, not a cut-off prolog).
 
     Returns:
-        The root element's local name, or None when the head holds no element (an empty file:
-        libxml2 will report it).
+        The root element's local name.
 
     Raises:
         CommerceMLUnsafeXMLError: A ``<!DOCTYPE``/``<!ENTITY`` precedes the root element, or the
             prolog is longer than :data:`PROLOG_LIMIT` bytes.
+        CommerceMLContentError: The file is empty, holds no element, is not XML at all (text, JSON,
+            a PDF) or is an HTML page (``<!DOCTYPE html>``: a web server's error page saved by 1C).
     """
     text, as_latin1 = _decode_head(head)
     # A UTF-8 BOM reads as three latin-1 characters, a UTF-16 one as U+FEFF.
@@ -469,6 +526,8 @@ def check_prolog(head: bytes, *, source_file: str, complete: bool) -> str | None
         elif text.startswith("<!--", i):
             terminator = "-->"
         elif text.startswith("<!", i):
+            if _HTML_DOCTYPE.match(text, i):
+                _refuse_content(source_file, "an HTML page (<!DOCTYPE html>)")
             reason = "ENTITY declaration" if "<!ENTITY" in text.upper() else "DOCTYPE declaration"
             raise CommerceMLUnsafeXMLError(
                 f"{source_file}: refused: {reason} in the prolog (DTDs and entities are not allowed in "
@@ -476,6 +535,9 @@ def check_prolog(head: bytes, *, source_file: str, complete: bool) -> str | None
                 source_file=source_file,
                 reason=reason,
             )
+        elif text[i] != "<":
+            snippet = head[i : i + 24].decode("utf-8", errors="replace") if as_latin1 else text[i : i + 24]
+            _refuse_content(source_file, f"not XML: it starts with {snippet!r}")
         else:
             return _root_name(head, text, as_latin1, i)
         end = text.find(terminator, i + 2)
@@ -488,7 +550,9 @@ def check_prolog(head: bytes, *, source_file: str, complete: bool) -> str | None
             source_file=source_file,
             reason="prolog too long",
         )
-    return None
+    _refuse_content(
+        source_file, "no root element" if text.strip("\xef\xbb\xbf\ufeff \t\r\n") else "an empty file"
+    )
 
 
 class _PrefixedReader:
@@ -515,9 +579,11 @@ def _checked_input(source: Source, source_file: str) -> tuple[Any, str | None]:
             head = fh.read(PROLOG_LIMIT)
             complete = len(head) < PROLOG_LIMIT or not fh.read(1)
         root = check_prolog(head, source_file=source_file, complete=complete)
+        check_root(root, source_file=source_file)
         return os.fspath(source), root  # libxml2 reads a path itself: fastest
     head = source.read(PROLOG_LIMIT)
     root = check_prolog(head, source_file=source_file, complete=len(head) < PROLOG_LIMIT)
+    check_root(root, source_file=source_file)
     return _PrefixedReader(head, source), root
 
 
@@ -912,7 +978,6 @@ class _FileParser:
                 group_ids.extend(_text(g) for g in c)
         raw_id = _child_text(kids, "Ид")
         parent_id, characteristic_id = split_offer_id(raw_id)
-        unit = kids.get("БазоваяЕдиница")
         maker = kids.get("Изготовитель")
         maker_kids = _children(maker) if maker is not None else {}
         description = kids.get("Описание")
@@ -934,9 +999,7 @@ class _FileParser:
             "full_name": _child_text(kids, "ПолноеНаименование"),
             "group_ids": [g for g in group_ids if g is not None],
             "description": _full_text(description) if description is not None else None,
-            "unit": _text(unit) if unit is not None else None,
-            "unit_code": _attr(unit, "Код") if unit is not None else None,
-            "unit_name": _attr(unit, "НаименованиеПолное") if unit is not None else None,
+            **_base_unit(kids.get("БазоваяЕдиница")),
             "barcode": barcodes[0] if barcodes else None,
             "barcodes": barcodes,
             "country": _child_text(kids, "Страна"),
@@ -972,6 +1035,7 @@ class _FileParser:
         ln = _LN
         kids: dict[str, Any] = {}
         attribute_stocks = []
+        group_ids: list[str] = []
         descriptive = False
         for c in el:
             local = ln[c.tag]
@@ -980,84 +1044,96 @@ class _FileParser:
                 attribute_stocks.append(c)
             elif local not in _NON_DESCRIPTIVE_OFFER_CHILDREN:
                 descriptive = True
+                if local == "Группы":  # an offers-only export (УТ 10.3) carries the category here
+                    group_ids.extend(g for g in (_text(g) for g in c) if g is not None)
         raw_id = _child_text(kids, "Ид")
         product_id, characteristic_id = split_offer_id(raw_id)
         if characteristic_id is None:
             characteristic_id = _child_text(kids, "ИдХарактеристики")
-        source_file = self.source_file
-        line = el.sourceline
-        quantity = _child_text(kids, "Количество")
+        target = {"offer_id": raw_id, "product_id": product_id, "characteristic_id": characteristic_id}
         out: list[tuple[str, Record]] = []
         if descriptive:
-            unit = kids.get("БазоваяЕдиница")
-            status = _attr(el, "Статус") or _child_text(kids, "Статус")
-            out.append(
-                (
-                    "offers",
-                    {
-                        "id": raw_id,
-                        "product_id": product_id,
-                        "characteristic_id": characteristic_id,
-                        "name": _child_text(kids, "Наименование"),
-                        "sku": _child_text(kids, "Артикул"),
-                        "barcode": _child_text(kids, "Штрихкод"),
-                        "unit": _text(unit) if unit is not None else None,
-                        "unit_code": _attr(unit, "Код") if unit is not None else None,
-                        "quantity": quantity,
-                        "status": status,
-                        "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), status),
-                        "version": _child_text(kids, "НомерВерсии"),
-                        "characteristics": _characteristics(kids.get("ХарактеристикиТовара")),
-                        "requisites": _requisites(kids.get("ЗначенияРеквизитов")),
-                        "source_file": source_file,
-                        "sourceline": line,
-                    },
-                )
-            )
+            out.append(("offers", self._offer_record(el, kids, target, group_ids)))
         prices = kids.get("Цены")
         if prices is not None:
-            for price in prices:
-                pk = {ln[c.tag]: c for c in price}
-                tax = pk.get("Налог")
-                tax_kids = _children(tax) if tax is not None else {}
-                out.append(
-                    (
-                        "prices",
-                        {
-                            "offer_id": raw_id,
-                            "product_id": product_id,
-                            "characteristic_id": characteristic_id,
-                            "price_type_id": _child_text(pk, "ИдТипаЦены"),
-                            "price": _child_text(pk, "ЦенаЗаЕдиницу"),
-                            "currency": _child_text(pk, "Валюта"),
-                            "unit": _child_text(pk, "Единица"),
-                            "coefficient": _child_text(pk, "Коэффициент"),
-                            "min_quantity": _child_text(pk, "МинКоличество"),
-                            "tax_name": _child_text(tax_kids, "Наименование"),
-                            "tax_included": _flag(_child_text(tax_kids, "УчтеноВСумме")),
-                            "source_file": source_file,
-                            "sourceline": price.sourceline,
-                        },
-                    )
-                )
-        for stock in attribute_stocks:
+            out.extend(self._offer_prices(prices, target))
+        out.extend(self._offer_stocks(kids, attribute_stocks, target))
+        values_el = kids.get("ЗначенияСвойств")
+        if values_el is not None:
+            out.extend(("property_values", pv) for pv in self._property_values(values_el, product_id, raw_id))
+        return out
+
+    def _offer_record(self, el: Any, kids: dict[str, Any], target: Record, group_ids: list[str]) -> Record:
+        status = _attr(el, "Статус") or _child_text(kids, "Статус")
+        return {
+            "id": target["offer_id"],
+            "product_id": target["product_id"],
+            "characteristic_id": target["characteristic_id"],
+            "name": _child_text(kids, "Наименование"),
+            "sku": _child_text(kids, "Артикул"),
+            "barcode": _child_text(kids, "Штрихкод"),
+            "group_ids": group_ids,
+            **_base_unit(kids.get("БазоваяЕдиница")),
+            "quantity": _child_text(kids, "Количество"),
+            "status": status,
+            "deleted": _is_deleted(_child_text(kids, "ПометкаУдаления"), status),
+            "version": _child_text(kids, "НомерВерсии"),
+            "characteristics": _characteristics(kids.get("ХарактеристикиТовара")),
+            "requisites": _requisites(kids.get("ЗначенияРеквизитов")),
+            "source_file": self.source_file,
+            "sourceline": el.sourceline,
+        }
+
+    def _offer_prices(self, prices: Any, target: Record) -> list[tuple[str, Record]]:
+        ln = _LN
+        out: list[tuple[str, Record]] = []
+        for price in prices:
+            pk = {ln[c.tag]: c for c in price}
+            tax = pk.get("Налог")
+            tax_kids = _children(tax) if tax is not None else {}
             out.append(
                 (
-                    "stocks",
+                    "prices",
                     {
-                        "offer_id": raw_id,
-                        "product_id": product_id,
-                        "characteristic_id": characteristic_id,
-                        "warehouse_id": _attr(stock, "ИдСклада"),
-                        "quantity": _attr(stock, "КоличествоНаСкладе"),
-                        "shape": "attribute",
-                        "source_file": source_file,
-                        "sourceline": stock.sourceline,
+                        **target,
+                        "price_type_id": _child_text(pk, "ИдТипаЦены"),
+                        "price": _child_text(pk, "ЦенаЗаЕдиницу"),
+                        "currency": _child_text(pk, "Валюта"),
+                        "unit": _child_text(pk, "Единица"),
+                        "coefficient": _child_text(pk, "Коэффициент"),
+                        "min_quantity": _child_text(pk, "МинКоличество"),
+                        "tax_name": _child_text(tax_kids, "Наименование"),
+                        "tax_included": _flag(_child_text(tax_kids, "УчтеноВСумме")),
+                        "source_file": self.source_file,
+                        "sourceline": price.sourceline,
                     },
                 )
             )
+        return out
+
+    def _offer_stocks(
+        self, kids: dict[str, Any], attribute_stocks: list[Any], target: Record
+    ) -> list[tuple[str, Record]]:
+        """Stock rows of every shape (README table): 2.07 attributes, 2.08+ elements, totals."""
+        source_file = self.source_file
+
+        def row(warehouse_id: str | None, quantity: str | None, shape: str, line: int | None) -> Record:
+            return {
+                **target,
+                "warehouse_id": warehouse_id,
+                "quantity": quantity,
+                "shape": shape,
+                "source_file": source_file,
+                "sourceline": line,
+            }
+
+        out = [
+            ("stocks", row(_attr(s, "ИдСклада"), _attr(s, "КоличествоНаСкладе"), "attribute", s.sourceline))
+            for s in attribute_stocks
+        ]
         rests = kids.get("Остатки")
         if rests is not None:
+            ln = _LN
             for rest in rests:
                 rest_quantity = None
                 stores = []
@@ -1069,56 +1145,13 @@ class _FileParser:
                         rest_quantity = _text(c)
                 for store in stores:
                     sk = _children(store)
-                    out.append(
-                        (
-                            "stocks",
-                            {
-                                "offer_id": raw_id,
-                                "product_id": product_id,
-                                "characteristic_id": characteristic_id,
-                                "warehouse_id": _child_text(sk, "Ид"),
-                                "quantity": _child_text(sk, "Количество") or rest_quantity,
-                                "shape": "element",
-                                "source_file": source_file,
-                                "sourceline": store.sourceline,
-                            },
-                        )
-                    )
+                    quantity = _child_text(sk, "Количество") or rest_quantity
+                    out.append(("stocks", row(_child_text(sk, "Ид"), quantity, "element", store.sourceline)))
                 if not stores:
-                    out.append(
-                        (
-                            "stocks",
-                            {
-                                "offer_id": raw_id,
-                                "product_id": product_id,
-                                "characteristic_id": characteristic_id,
-                                "warehouse_id": None,
-                                "quantity": rest_quantity,
-                                "shape": "element_total",
-                                "source_file": source_file,
-                                "sourceline": rest.sourceline,
-                            },
-                        )
-                    )
-        if "Количество" in kids:
-            out.append(
-                (
-                    "stocks",
-                    {
-                        "offer_id": raw_id,
-                        "product_id": product_id,
-                        "characteristic_id": characteristic_id,
-                        "warehouse_id": None,
-                        "quantity": quantity,
-                        "shape": "offer_total",
-                        "source_file": source_file,
-                        "sourceline": kids["Количество"].sourceline,
-                    },
-                )
-            )
-        values_el = kids.get("ЗначенияСвойств")
-        if values_el is not None:
-            out.extend(("property_values", pv) for pv in self._property_values(values_el, product_id, raw_id))
+                    out.append(("stocks", row(None, rest_quantity, "element_total", rest.sourceline)))
+        total = kids.get("Количество")
+        if total is not None:
+            out.append(("stocks", row(None, _text(total), "offer_total", total.sourceline)))
         return out
 
     def _standalone_contragent(self, el: Any) -> list[tuple[str, Record]] | None:
@@ -1355,6 +1388,8 @@ def parse_file(
 
     Raises:
         CommerceMLUnsafeXMLError: The file declares a DOCTYPE/entities.
+        CommerceMLContentError: The file is not a CommerceML document (see :func:`check_prolog`,
+            :func:`check_root`).
         CommerceMLSyntaxError: The file is not well-formed XML.
     """
     name = source_file if source_file is not None else _default_name(source)
@@ -1382,6 +1417,8 @@ def read_header(source: Source, *, source_file: str | None = None, limit: int = 
 
     Raises:
         CommerceMLUnsafeXMLError: The file declares a DOCTYPE/entities.
+        CommerceMLContentError: The file is not a CommerceML document (see :func:`check_prolog`,
+            :func:`check_root`).
         CommerceMLSyntaxError: The parsed head is not well-formed XML.
     """
     name = source_file if source_file is not None else _default_name(source)
@@ -1407,6 +1444,7 @@ _KIND_BY_RECORD = {
 def _sniff(stream: IO[bytes], name: str, limit: int) -> Record:
     head = stream.read(PROLOG_LIMIT)
     root_name = check_prolog(head, source_file=name, complete=len(head) < PROLOG_LIMIT)
+    check_root(root_name, source_file=name)
     parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
     stack: list[str] = []
     info: Record = {
@@ -1505,12 +1543,15 @@ __all__ = [
     "BRAND_PROPERTY_NAMES",
     "ENTITIES",
     "PROLOG_LIMIT",
+    "ACCEPTED_ROOTS",
+    "CommerceMLContentError",
     "CommerceMLError",
     "CommerceMLSyntaxError",
     "CommerceMLUnsafeXMLError",
     "PropertyDictionary",
     "Record",
     "check_prolog",
+    "check_root",
     "declared_encoding",
     "iter_entity",
     "parse_file",

@@ -14,8 +14,10 @@ code                   meaning
 ``missing_id``         a record that must have an ``Ид`` has none (groups, properties,
                        price types, warehouses, units, goods, offers, contragents, documents)
 ``missing_offer_id``   a price/stock row without the offer ``Ид``
-``unknown_group``      goods name a group absent from every package
-``product_not_found``  an offer whose product (``uuid`` before ``#``) is in no goods record
+``unknown_group``      goods (or an offer) name a group absent from every package
+``product_not_found``  an offer whose product (``uuid`` before ``#``) is in no goods record and
+                       in no offer that describes the product itself (a plain-``uuid`` offer
+                       naming its ``Группы``: the product master of an offers-only export)
 ``unknown_offer``      a price/stock for an offer (or product) that no package described
 ``unknown_price_type`` a price whose ``ИдТипаЦены`` is in no price type list
 ``unknown_warehouse``  a stock row whose warehouse is in no warehouse list
@@ -91,6 +93,8 @@ class References:
         products: Canonical keys of goods records (:func:`sku_key` of ``parent_id``/``characteristic_id``).
         product_parents: ``parent_id`` of goods records (a plain product id).
         offers: Canonical keys of offers.
+        offer_products: Product ids described by an offer itself: a plain-``uuid`` offer naming
+            its groups, as an offers-only export (УТ 10.3, no ``Каталог``) sends its products.
     """
 
     groups: set[str] = field(default_factory=set)
@@ -100,6 +104,7 @@ class References:
     products: set[str] = field(default_factory=set)
     product_parents: set[str] = field(default_factory=set)
     offers: set[str] = field(default_factory=set)
+    offer_products: set[str] = field(default_factory=set)
 
     def learn(self, entity: str, record: dict[str, Any]) -> None:
         """Remember the ids a record declares (call before checking later records)."""
@@ -118,6 +123,8 @@ class References:
             key = sku_key(record.get("product_id"), record.get("characteristic_id"))
             if key is not None:
                 self.offers.add(key)
+                if record.get("characteristic_id") is None and record.get("group_ids"):
+                    self.offer_products.add(record["product_id"])
 
     def learn_all(self, entity: str, records: Iterable[dict[str, Any]]) -> None:
         """:meth:`learn` over many records (e.g. id columns read back from bronze)."""
@@ -176,13 +183,17 @@ def check(entity: str, record: dict[str, Any], refs: References) -> list[str]:
     issues: list[str] = []
     if entity in _NEEDS_ID and record.get("id") is None:
         issues.append("missing_id")
-    if entity == "products":
-        if any(g not in refs.groups for g in record.get("group_ids") or ()):
-            issues.append("unknown_group")
-    elif entity == "offers":
+    if entity in ("products", "offers") and any(g not in refs.groups for g in record.get("group_ids") or ()):
+        issues.append("unknown_group")
+    if entity == "offers":
         product_id = record.get("product_id")
         key = sku_key(product_id, record.get("characteristic_id"))
-        if product_id is not None and product_id not in refs.product_parents and key not in refs.products:
+        if (
+            product_id is not None
+            and product_id not in refs.product_parents
+            and key not in refs.products
+            and product_id not in refs.offer_products
+        ):
             issues.append("product_not_found")
     elif entity in ("prices", "stocks"):
         if record.get("offer_id") is None:

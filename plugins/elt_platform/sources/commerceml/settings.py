@@ -48,6 +48,9 @@ def entity_spec(entity: str) -> str:
 MODES = ("catalog", "stocks")
 """Load modes: ``catalog`` writes every entity; ``stocks`` only :data:`STOCK_ENTITIES`."""
 
+AUTO_MODE = "auto"
+"""Mode chosen from the package's files once they are read: ``stocks`` when all are prices/rests files."""
+
 BATCH_SIZE = 50_000
 """Records per staged Parquet row group (memory stays bounded by this, per entity)."""
 

@@ -232,3 +232,66 @@ def test_a_failed_replay_leaves_a_loaded_package_loaded(
     assert {k: v for k, v in snapshot_ids(catalog).items() if k != "packages"} == {
         k: v for k, v in before.items() if k != "packages"
     }
+
+
+def _cml(body: str, *, delta: str | None) -> bytes:
+    flag = "" if delta is None else f' СодержитТолькоИзменения="{delta}"'
+    body = body.replace("<ПакетПредложений>", f"<ПакетПредложений{flag}>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<КоммерческаяИнформация ВерсияСхемы="2.05" '
+        f'ДатаФормирования="2016-01-01T10:00:00">{body}</КоммерческаяИнформация>'
+    ).encode()
+
+
+OFFERS_ONLY = (
+    "<Классификатор><Ид>cl</Ид><Группы><Группа><Ид>g1</Ид><Наименование>Обувь</Наименование></Группа>"
+    "</Группы></Классификатор>"
+    "<ПакетПредложений><Ид>pk#</Ид><ТипыЦен><ТипЦены><Ид>t1</Ид><Наименование>Розница</Наименование>"
+    "</ТипЦены></ТипыЦен><Предложения>"
+    "<Предложение><Ид>p1</Ид><Наименование>Кеды</Наименование><Группы><Ид>g1</Ид></Группы></Предложение>"
+    "<Предложение><Ид>p1#c1</Ид><Наименование>Кеды (41)</Наименование><Цены><Цена><ИдТипаЦены>t1</ИдТипаЦены>"
+    "<ЦенаЗаЕдиницу>3500</ЦенаЗаЕдиницу></Цена></Цены><Количество>2</Количество></Предложение>"
+    "<Предложение><Ид>p9#c1</Ид><Наименование>Сирота</Наименование></Предложение>"
+    "</Предложения></ПакетПредложений>"
+)
+
+
+@pytest.mark.parametrize(
+    ("delta", "is_full"),
+    [("true", False), ("false", True), (None, True)],
+    ids=["declared-delta", "declared-full", "no-attribute-is-full"],
+)
+def test_a_package_is_full_unless_it_declares_only_changes(
+    catalog: SqlCatalog, tmp_path: Path, delta: str | None, is_full: bool
+) -> None:
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "offers.xml").write_bytes(_cml(OFFERS_ONLY, delta=delta))
+    result = load(package, catalog, tmp_path)
+    row = journal_row(result.package_id, catalog.load_table("bronze.onec_packages"))
+    expected_flag = None if delta is None else delta == "true"
+    assert (row["is_full"], row["contains_only_changes"]) == (is_full, expected_flag)
+    assert (result.is_full, result.contains_only_changes) == (is_full, expected_flag)
+
+
+def test_an_offers_only_export_keeps_groups_and_is_its_own_product_master(
+    catalog: SqlCatalog, tmp_path: Path
+) -> None:
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "offers.xml").write_bytes(_cml(OFFERS_ONLY, delta=None))
+    result = load(package, catalog, tmp_path)
+    offers = {r["id"]: r for r in rows(catalog, "offers", result.package_id)}
+    assert {i: json.loads(r["group_ids"]) for i, r in offers.items()} == {
+        "p1": ["g1"],
+        "p1#c1": [],
+        "p9#c1": [],
+    }
+    # p1 names its groups: it describes product p1, so its characteristic offer has a product;
+    # p9#c1 has neither goods nor a describing offer.
+    assert {i: r["_issues"] for i, r in offers.items()} == {
+        "p1": None,
+        "p1#c1": None,
+        "p9#c1": "product_not_found",
+    }
+    assert [r["_issues"] for r in rows(catalog, "prices", result.package_id)] == [None]

@@ -233,3 +233,28 @@ def test_single_file_is_a_package(cml: Path) -> None:
 def test_missing_package_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         build_manifest(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("content", ["empty", "images-only"])
+def test_a_package_without_xml_files_is_refused(tmp_path: Path, content: str) -> None:
+    from elt_platform.sources.commerceml.package import EmptyPackageError, package_fingerprint
+
+    if content == "images-only":
+        (tmp_path / "import_files").mkdir()
+        (tmp_path / "import_files" / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    for read in (build_manifest, package_fingerprint):
+        with pytest.raises(EmptyPackageError, match="no XML file in the package"):
+            read(tmp_path)
+
+
+def test_an_html_page_named_import_xml_is_refused_by_content_not_accepted_by_name(
+    cml: Path, tmp_path: Path
+) -> None:
+    from elt_platform.sources.commerceml.parser import CommerceMLContentError
+
+    shutil.copy(cml / "carono_cml2.07" / "offers.xml", tmp_path / "offers.xml")
+    (tmp_path / "import.xml").write_text("<html><body>Сессия истекла</body></html>", encoding="utf-8")
+    with pytest.raises(
+        CommerceMLContentError, match=r"^import\.xml: not a CommerceML document: root element <html>"
+    ):
+        build_manifest(tmp_path)

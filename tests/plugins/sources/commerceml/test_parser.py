@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from elt_platform.sources.commerceml.parser import (
+    CommerceMLContentError,
     CommerceMLSyntaxError,
     CommerceMLUnsafeXMLError,
     PropertyDictionary,
@@ -493,3 +494,80 @@ def test_stream_input_and_source_name(cml: Path) -> None:
 def test_unknown_entity_is_rejected(cml: Path) -> None:
     with pytest.raises(ValueError, match="unknown CommerceML entity"):
         list(iter_entity(cml / "turumburumstudio_cml3.1" / "prices.xml", "orders"))
+
+
+# -- offers-only exports, units ---------------------------------------------------------------------
+
+# An УТ 10.3-style offers-only export: a classifier with nested groups, then ПакетПредложений whose
+# plain-id offers describe the products (Группы, unit) and whose uuid#uuid offers are the SKUs.
+OFFERS_ONLY_BODY = (
+    "<Классификатор><Ид>cl</Ид><Группы>"
+    "<Группа><Ид>g1</Ид><Наименование>Обувь</Наименование><Группы>"
+    "<Группа><Ид>g2</Ид><Наименование>Кеды</Наименование></Группа></Группы></Группа>"
+    "</Группы></Классификатор>"
+    "<ПакетПредложений><Ид>pk#</Ид><ИдКлассификатора>cl</ИдКлассификатора><Предложения>"
+    "<Предложение><Ид>p1</Ид><Наименование>Кеды</Наименование><Группы><Ид>g2</Ид></Группы>"
+    '<БазоваяЕдиница Код="715" НаименованиеПолное="Пара (2 шт.)"><Пересчет><Единица>715</Единица>'
+    "<Коэффициент>1</Коэффициент></Пересчет></БазоваяЕдиница></Предложение>"
+    "<Предложение><Ид>p1#c1</Ид><Наименование>Кеды (41)</Наименование>"
+    "<Количество>2</Количество></Предложение>"
+    "<Предложение><Ид>p2</Ид><Наименование>Шнурки</Наименование><Группы><Ид>g1</Ид></Группы>"
+    '<БазоваяЕдиница Код="796" НаименованиеПолное="Штука" МеждународноеСокращение="PCE">шт</БазоваяЕдиница>'
+    "</Предложение>"
+    "</Предложения></ПакетПредложений>"
+)
+
+
+def test_offers_carry_their_groups_and_every_unit_attribute(tmp_path: Path) -> None:
+    offers = {o["id"]: o for o in records(write_cml(tmp_path, OFFERS_ONLY_BODY))["offers"]}
+    assert {i: o["group_ids"] for i, o in offers.items()} == {"p1": ["g2"], "p1#c1": [], "p2": ["g1"]}
+    units = {
+        i: (o["unit"], o["unit_code"], o["unit_name"], o["unit_abbreviation"]) for i, o in offers.items()
+    }
+    assert units == {
+        "p1": (None, "715", "Пара (2 шт.)", None),  # 2.07: attributes only, a Пересчет child, no text
+        "p1#c1": (None, None, None, None),
+        "p2": ("шт", "796", "Штука", "PCE"),  # 2.04: text short name + attributes
+    }
+
+
+def test_units_given_only_as_attributes_in_a_real_2_07_export(cml: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    for name, entity in (("import.xml", "products"), ("offers.xml", "offers")):
+        path = cml / "carono_cml2.07" / name
+        expected = [
+            (u.get("Код"), u.get("НаименованиеПолное"), u.get("МеждународноеСокращение"))
+            for u in ET.parse(path).getroot().iter(f"{{{NS2}}}БазоваяЕдиница")
+        ]
+        got = [(r["unit_code"], r["unit_name"], r["unit_abbreviation"]) for r in records(path)[entity]]
+        assert got == expected and all(code and full for code, full, _ in got)
+
+
+# -- refused by content -------------------------------------------------------------------------------
+
+NOT_COMMERCEML = {
+    "html-page": (
+        b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+        "an HTML page",
+    ),
+    "xhtml-root": (b"<?xml version='1.0'?><html><body><h1>Error</h1></body></html>", "root element <html>"),
+    "foreign-xml": (b"<?xml version='1.0'?><error code='500'>timeout</error>", "root element <error>"),
+    "json": (b'{"error": "session expired"}', 'not XML: it starts with \'{"error"'),
+    "pdf": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", "not XML: it starts with '%PDF-1.4"),
+    "empty": (b"", "an empty file"),
+    "bom-only": (b"\xef\xbb\xbf\n", "an empty file"),
+}
+
+
+@pytest.mark.parametrize(("data", "reason"), NOT_COMMERCEML.values(), ids=NOT_COMMERCEML.keys())
+def test_a_file_that_is_not_commerceml_is_refused_by_content(
+    tmp_path: Path, data: bytes, reason: str
+) -> None:
+    path = tmp_path / "import.xml"
+    path.write_bytes(data)
+    for read in (lambda: list(parse_file(path)), lambda: read_header(path)):
+        with pytest.raises(CommerceMLContentError) as info:
+            read()
+        assert str(info.value).startswith(f"{path}: not a CommerceML document: ")
+        assert reason in str(info.value) and "\n" not in str(info.value)

@@ -338,3 +338,20 @@ def test_maintenance_expires_snapshots_and_keeps_rows(pipeline):
     run(["bronze"], older_than_days=0, retain_last=1, compact=True)
     assert len(list_snapshots("bronze.alaqan_visits")) == 1
     assert _counts() == before
+
+
+def test_a_sql_mistake_prints_the_engines_one_line_error(pipeline, capsys):
+    from elt_platform.cli import main as cli
+
+    assert cli(["sql", "-e", "select no_such_column from gold.alaqan_monthly_summary"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("✘ ")
+    assert "no_such_column" in err[0] and "Traceback" not in err[0]
+
+
+def test_sql_answers_from_gold(pipeline, capsys):
+    from elt_platform.cli import main as cli
+
+    assert cli(["sql", "-e", "select count(*) as n from gold.alaqan_monthly_summary"]) == 0
+    table_rows = [line.strip("| ") for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert table_rows == ["n", str(_scan("gold.alaqan_monthly_summary").num_rows)]

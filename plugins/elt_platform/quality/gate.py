@@ -13,8 +13,11 @@ interval and :func:`elt_platform.quality.slice_gate.run_slice_gate` a set of key
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -145,12 +148,55 @@ def validate_frame(
     Raises:
         QualityGateError: an expectation failed.
     """
+    config = config or PlatformConfig.from_env()
+    log.info("quality gate %s: %d rows of %s for %s", suite_name, len(frame), table, scope)
+    with _context_lock(config.home / "gx"):
+        return _checkpoint(
+            suite_name,
+            frame,
+            table=table,
+            expectations=expectations,
+            scope=scope,
+            result_name=result_name,
+            run_id=run_id,
+            batch_name=batch_name,
+            config=config,
+        )
+
+
+@contextmanager
+def _context_lock(root: Path) -> Iterator[None]:
+    """Serialise use of the file-backed GX context across processes.
+
+    The context rewrites its suite, validation-definition and checkpoint files on every gate; two
+    gates at once (a backfill's parallel runs) fail with GX's "has changed since it has last been
+    saved". A gate takes about a second, so an exclusive lock costs nothing noticeable.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".gate.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _checkpoint(
+    suite_name: str,
+    frame: pd.DataFrame,
+    *,
+    table: str,
+    expectations: list[dict[str, dict]],
+    scope: str,
+    result_name: str,
+    run_id: str,
+    batch_name: str,
+    config: PlatformConfig,
+) -> GateResult:
+    """:func:`validate_frame`'s checkpoint run, holding the context lock."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    config = config or PlatformConfig.from_env()
-    log.info("quality gate %s: %d rows of %s for %s", suite_name, len(frame), table, scope)
 
     context = gx.get_context(mode="file", project_root_dir=str(config.home / "gx"))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

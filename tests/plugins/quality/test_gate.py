@@ -94,3 +94,39 @@ def test_bad_row_fails_the_gate_naming_the_expectation_but_not_the_iin(
     for iin in {*GOOD_IINS, bad_event[1]} - {None}:
         assert iin not in message
         assert iin not in caplog.text
+
+
+def _validate_in_child(home: str, run: int) -> bool:
+    """One gate in a fresh process (what two parallel Airflow task processes do)."""
+    import os
+
+    import pandas as pd
+
+    os.environ["ELT_HOME"] = home
+    from elt_platform.quality.gate import validate_frame
+
+    frame = pd.DataFrame({"n": [run, run + 1]})
+    expectations = [{"expect_column_values_to_not_be_null": {"column": "n"}}]
+    return validate_frame(
+        "parallel_suite",
+        frame,
+        table="t",
+        expectations=expectations,
+        scope=f"run {run}",
+        result_name=f"r{run}",
+        run_id=f"r{run}",
+    ).success
+
+
+def test_parallel_gates_in_separate_processes_all_pass(tmp_path):
+    """A backfill runs gates of one suite at once; GX's file context must not make one of them fail."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = list(pool.map(_validate_in_child, [str(tmp_path)] * 6, range(6)))
+
+    assert outcomes == [True] * 6
+    assert sorted(p.name for p in (tmp_path / "quality" / "parallel_suite").iterdir()) == [
+        f"r{run}" for run in range(6)
+    ]

@@ -12,6 +12,7 @@ Commands:
     airflow    the embedded Airflow (api-server, scheduler, dag-processor, triggerer) with the sandboxes
     backfill   inclusive days of an interval extract through the running scheduler, waits for gold
     breaker / budget / ledger / watermark / state   the transactional state store (see state/README.md)
+    ops-export the state store's rows as ops.* Iceberg tables (also done after every transform)
 
 Every command loads ``.env`` first (variables already set win).
 """
@@ -241,6 +242,14 @@ def cmd_sql(args: argparse.Namespace) -> int:
                 print(f"✘ {_first_line(exc)}")
 
 
+def cmd_ops_export(_args: argparse.Namespace) -> int:
+    from elt_platform.ops import export_state
+
+    for table, rows in export_state().items():
+        print(f"{table:32} {rows:>8,}")
+    return 0
+
+
 def cmd_snapshots(args: argparse.Namespace) -> int:
     from elt_platform.iceberg.maintenance import list_snapshots
 
@@ -278,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     counts = sub.add_parser("counts", help="rows per table (every registered table)")
     counts.add_argument("--source", choices=sorted(registry().sources), help="only this source's tables")
     counts.set_defaults(func=cmd_counts)
+    sub.add_parser(
+        "ops-export", help="copy the state store's ledger, budgets, breakers and watermarks to ops.*"
+    ).set_defaults(func=cmd_ops_export)
     snaps = sub.add_parser("snapshots", help="list snapshots with their run ids")
     snaps.add_argument("table")
     snaps.set_defaults(func=cmd_snapshots)

@@ -101,7 +101,14 @@ def gate(domain_name: str, work: dict, *, run_id: str) -> list[str]:
 
 
 def complete(domain_name: str, *, run_id: str) -> int:
-    """Mark the run's claimed slices done (gold holds them); returns how many."""
+    """Mark the run's claimed slices done (gold holds them), then refresh the ``ops`` tables.
+
+    Returns:
+        How many slices this run completed.
+    """
+    from elt_platform.ops import export_state
+
     done = _ledger(registry().domains[domain_name]).complete(run_id)
     log.info("transform_%s: %d slice(s) done (run %s)", domain_name, done, run_id)
+    export_state()
     return done

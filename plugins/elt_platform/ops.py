@@ -1,0 +1,108 @@
+"""Export the state store's operational rows to the ``ops`` namespace, where analysts can query them.
+
+The state store (SQLite / Postgres) is the source of truth for what must be transactional — the
+transform ledger, request budgets, circuit breakers, watermarks — but analysts and BI tools read the
+lakehouse. :func:`export_state` copies the current rows into ``ops.<table>`` Iceberg tables, each
+replaced whole in one commit (a snapshot of the state, not a history: Iceberg's own snapshots keep
+earlier exports for time travel). It runs after every transform and as ``elt ops-export``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from importlib import import_module
+from typing import Any
+
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+
+#: ``ops`` table → (Arrow schema, function listing the rows from the state store).
+OPS_TABLES: dict[str, tuple[pa.Schema, str]] = {
+    "ops.transform_ledger": (
+        pa.schema(
+            [
+                ("domain", pa.string()),
+                ("source", pa.string()),
+                ("slice_key", pa.string()),
+                ("start", pa.date32()),
+                ("end", pa.date32()),
+                ("status", pa.string()),
+                ("run_id", pa.string()),
+                ("claimed_by", pa.string()),
+                ("updated_at", _TS),
+            ]
+        ),
+        "elt_platform.state:list_ledger",
+    ),
+    "ops.circuit_breakers": (
+        pa.schema(
+            [
+                ("account", pa.string()),
+                ("state", pa.string()),
+                ("reason", pa.string()),
+                ("opened_at", _TS),
+                ("reset_at", _TS),
+            ]
+        ),
+        "elt_platform.state:list_breakers",
+    ),
+    "ops.request_budgets": (
+        pa.schema(
+            [
+                ("account", pa.string()),
+                ("rate", pa.float64()),
+                ("burst", pa.float64()),
+                ("tokens", pa.float64()),
+                ("updated_at", _TS),
+            ]
+        ),
+        "elt_platform.state:list_budgets",
+    ),
+    "ops.watermarks": (
+        pa.schema([("key", pa.string()), ("value", pa.string()), ("updated_at", _TS)]),
+        "elt_platform.state:list_watermarks",
+    ),
+}
+
+
+def _rows(lister: str, store: Any) -> list[dict[str, Any]]:
+    module, _, name = lister.partition(":")
+    found = getattr(import_module(module), name)(store)
+    return [asdict(row) if is_dataclass(row) else dict(row) for row in found]
+
+
+def export_state(*, catalog: Any = None, store: Any = None) -> dict[str, int]:
+    """Replace every ``ops`` table by the state store's current rows.
+
+    Returns:
+        Table → rows written.
+    """
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+
+    from elt_platform.iceberg.catalog import load_catalog
+    from elt_platform.state import open_state_store
+
+    catalog = catalog or load_catalog()
+    store = store or open_state_store()
+    try:
+        catalog.create_namespace("ops")
+    except NamespaceAlreadyExistsError:
+        pass
+    exported_at = datetime.now(UTC).isoformat()
+    written = {}
+    for identifier, (schema, lister) in OPS_TABLES.items():
+        rows = _rows(lister, store)
+        data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+        try:
+            table = catalog.load_table(identifier)
+        except NoSuchTableError:
+            table = catalog.create_table(identifier, schema=schema)
+        table.overwrite(data, snapshot_properties={"elt.ops_exported_at": exported_at})
+        written[identifier] = len(data)
+    log.info("ops export: %s", written)
+    return written

@@ -9,6 +9,7 @@ module imports nothing but pyspark and the standard library so it runs on any Sp
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 CATALOG_NAME = "lakehouse"
@@ -20,9 +21,9 @@ DEFAULT_PACKAGES = (
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _home(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get("ELT_HOME", _REPO_ROOT / ".local")).resolve()
+def _home(env: Mapping[str, str] | None = None) -> Path:
+    variables = os.environ if env is None else env
+    return Path(variables.get("ELT_HOME", _REPO_ROOT / ".local")).resolve()
 
 
 def jdbc_uri(sqlalchemy_uri: str) -> str:
@@ -80,6 +81,10 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         # pinned on its pooled SQLite connection: every later Spark commit after a pyiceberg commit
         # would then fail with SQLITE_BUSY_SNAPSHOT.
         conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
+        if uri.startswith("sqlite"):
+            # Parallel tasks (a backfill, two transforms) commit to one SQLite file: wait for the
+            # writer lock (sqlite-jdbc's default is 3 s) instead of failing the commit.
+            conf[f"{prefix}.jdbc.busy_timeout"] = "60000"
     if env.get("ELT_S3_ENDPOINT"):
         conf[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
         conf[f"{prefix}.s3.endpoint"] = env["ELT_S3_ENDPOINT"]

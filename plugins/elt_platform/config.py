@@ -47,7 +47,12 @@ class PlatformConfig:
 
     def pyiceberg_properties(self) -> dict[str, str]:
         """Properties for ``pyiceberg.catalog.load_catalog`` naming the same catalog Spark mounts."""
-        props = {"type": self.catalog_type, "uri": self.catalog_uri, "warehouse": self.warehouse}
+        uri = self.catalog_uri
+        if uri.startswith("sqlite") and "?" not in uri:
+            # Parallel tasks commit to one SQLite file: wait up to a minute for the writer lock
+            # (pysqlite's default is 5 s) instead of failing the commit.
+            uri += "?timeout=60"
+        props = {"type": self.catalog_type, "uri": uri, "warehouse": self.warehouse}
         if self.s3_endpoint:
             props.update({"s3.endpoint": self.s3_endpoint, "s3.path-style-access": "true"})
         return props

@@ -58,7 +58,7 @@ test: venv airflow-db compose-plugin check ## lint, then the whole test suite (u
 .PHONY: check
 check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models)
 	@echo "» ruff check, ruff format --check, sqlfluff lint dbt/models"
-	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && (cd dbt && $(VENV)/bin/sqlfluff lint models)
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && (cd dbt && $(VENV)/bin/sqlfluff lint models) && $(VENV)/bin/mypy
 
 .PHONY: compose-plugin
 compose-plugin: ## install the docker compose v2 plugin (built once from its Go module, then cached)
@@ -81,6 +81,11 @@ MODE ?= auto
 load-1c: venv ## load or replay one 1C exchange package into bronze.onec_* (PACKAGE=dir|zip [MODE=auto|catalog|stocks])
 	@test -n "$(PACKAGE)" || { echo "usage: make load-1c PACKAGE=path/to/package_dir_or.zip [MODE=stocks]" >&2; exit 2; }
 	@$(VENV)/bin/elt load-1c "$(PACKAGE)" --mode $(MODE)
+
+.PHONY: amocrm-auth
+amocrm-auth: venv ## store the amoCRM OAuth token pair from an authorization code (CODE=…, valid 20 minutes)
+	@test -n "$(CODE)" || { echo "usage: make amocrm-auth CODE=<authorization code>" >&2; exit 2; }
+	@$(VENV)/bin/elt amocrm-auth --code "$(CODE)"
 
 .PHONY: counts-1c
 counts-1c: venv ## row counts of the 1C tables (bronze/silver/gold)

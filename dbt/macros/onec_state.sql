@@ -106,6 +106,20 @@ where ranked.recency = 1
 {%- endmacro %}
 
 {#-
+  `id` → `label` of a reference entity's current state (price types, warehouses) for use as map keys,
+  which must be unique: the name, or the id where there is none; a name two ids share gets the id appended.
+-#}
+{% macro onec_labels(entity) -%}
+select
+    id,
+    case
+        when count(*) over (partition by coalesce(name, id)) > 1 then concat(coalesce(name, id), ' [', id, ']')
+        else coalesce(name, id)
+    end as label
+from ({{ onec_latest(entity, 'e.id') }}) as state
+{%- endmacro %}
+
+{#-
   Current stock rows, one per (SKU, warehouse) plus one total row per SKU (`warehouse_id` null):
   each SKU's stock comes whole from the latest package that carries stock for it (a rests export lists
   an offer with all its warehouses); SKUs left out of the latest FULL package with stock have none.

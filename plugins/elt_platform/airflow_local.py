@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from elt_platform.config import REPO_ROOT, PlatformConfig
 
@@ -110,7 +110,11 @@ class Profile:
         port = env.get(PORT_VARIABLE) or str(DEFAULT_PORT)
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{PORT_VARIABLE}={port!r} is not a TCP port")
-        values = {"airflow_home": home, "host": env.get(HOST_VARIABLE) or DEFAULT_HOST, "port": int(port)}
+        values: dict[str, Any] = {
+            "airflow_home": home,
+            "host": env.get(HOST_VARIABLE) or DEFAULT_HOST,
+            "port": int(port),
+        }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -605,7 +609,15 @@ def _hold_unpaused(session, dag_id: str) -> bool:
     if due is not None and due > datetime.now(UTC):
         return False
     dag = SerializedDagModel.get_dag(dag_id, session=session)
-    restriction = TimeRestriction(earliest=dag.start_date, latest=dag.end_date, catchup=False)
+    if dag is None:  # never serialized: the scheduler cannot have made a run due either
+        return False
+    # Airflow types the restriction with pendulum DateTime; a serialized DAG's dates are pendulum
+    # values typed as plain datetime.
+    restriction = TimeRestriction(
+        earliest=dag.start_date,  # type: ignore[arg-type]
+        latest=dag.end_date,  # type: ignore[arg-type]
+        catchup=False,
+    )
     latest = dag.timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
     if latest is None:
         return False

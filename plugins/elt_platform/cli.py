@@ -8,6 +8,7 @@ Commands:
     snapshots  a table's snapshots with the run that wrote each
     rollback   set a table back to the snapshot before a run's first commit
     load-1c    load (or replay) one 1C exchange package — a directory or a zip — into bronze.onec_*
+    amocrm-auth  exchange an amoCRM authorization code for the first OAuth token pair (state store)
     counts-1c  rows per 1C table
     airflow    the embedded Airflow (api-server, scheduler, dag-processor, triggerer) with the sandboxes
     backfill   inclusive days of an interval extract through the running scheduler, waits for gold
@@ -55,8 +56,9 @@ def table_counts(tables: list[str] | tuple[str, ...] | None = None) -> dict[str,
         except NoSuchTableError:
             counts[name] = None
             continue
-        summary = snapshot.summary if snapshot else None
-        counts[name] = int(summary["total-records"]) if summary and "total-records" in summary else 0
+        # pyiceberg's Summary answers None for a key it lacks (``in`` is always true): test the value.
+        total = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
+        counts[name] = int(total) if total is not None else 0
     return counts
 
 
@@ -300,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     from elt_platform.sources.commerceml.commands import register as register_onec
 
     register_onec(sub)
+    from elt_platform.sources.amocrm.commands import register as register_amocrm
+
+    register_amocrm(sub)
     sub.add_parser("counts-1c", help="rows per 1C table (= counts --source onec)").set_defaults(
         func=cmd_counts, source="onec"
     )

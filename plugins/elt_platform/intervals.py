@@ -41,16 +41,19 @@ def resolve_interval(
         IntervalError: the interval ends before it starts.
     """
     params = params or {}
-    start, end = _as_date(params.get("start_date")), _as_date(params.get("end_date"))
-    if start or end:
-        start = start or (end - timedelta(days=1))
-        end = end or (start + timedelta(days=1))
+    asked_start, asked_end = _as_date(params.get("start_date")), _as_date(params.get("end_date"))
+    run_start, run_end = _as_date(data_interval_start), _as_date(data_interval_end)
+    one_day = timedelta(days=1)
+    if asked_start is not None:
+        start, end = asked_start, asked_end if asked_end is not None else asked_start + one_day
+    elif asked_end is not None:
+        start, end = asked_end - one_day, asked_end
+    elif run_start is None or run_end is None or run_end < run_start:
+        start, end = today - one_day, today
+    elif run_end == run_start:
+        start, end = run_end - one_day, run_end
     else:
-        start, end = _as_date(data_interval_start), _as_date(data_interval_end)
-        if start and end and end == start:
-            start = end - timedelta(days=1)
-        elif not start or not end or end < start:
-            start, end = today - timedelta(days=1), today
+        start, end = run_start, run_end
     if end <= start:
         raise IntervalError(f"interval [{start}, {end}) is empty or inverted")
     return start, end

@@ -61,9 +61,9 @@ def _dagbag(folder: Path):
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.1 kept it in airflow.models (and took include_examples)
-        from airflow.models.dagbag import DagBag
+        from airflow.models import dagbag as legacy
 
-        return DagBag(dag_folder=str(folder), include_examples=False)
+        return legacy.DagBag(dag_folder=str(folder), include_examples=False)
     return DagBag(dag_folder=str(folder))
 
 

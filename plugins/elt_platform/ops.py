@@ -73,7 +73,7 @@ OPS_TABLES: dict[str, tuple[pa.Schema, str]] = {
 def _rows(lister: str, store: Any) -> list[dict[str, Any]]:
     module, _, name = lister.partition(":")
     found = getattr(import_module(module), name)(store)
-    return [asdict(row) if is_dataclass(row) else dict(row) for row in found]
+    return [asdict(row) if is_dataclass(row) and not isinstance(row, type) else dict(row) for row in found]
 
 
 def export_state(*, catalog: Any = None, store: Any = None) -> dict[str, int]:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Literal
 
 ExtractKind = Literal["interval", "package"]
@@ -241,7 +243,7 @@ class Registry:
         return list(dict.fromkeys(names))
 
 
-def _declarations(package: str) -> list[object]:
+def _declarations(package: str) -> list[ModuleType]:
     try:
         root = importlib.import_module(package)
     except ModuleNotFoundError:
@@ -259,7 +261,7 @@ def _declarations(package: str) -> list[object]:
     return modules
 
 
-def build_registry(modules: list[object]) -> Registry:
+def build_registry(modules: Iterable[object]) -> Registry:
     """A registry from declaration modules (anything with ``SOURCE``/``DOMAINS``/``DESTINATIONS``).
 
     Raises:

@@ -9,6 +9,7 @@ import json
 from datetime import date
 
 import pytest
+from tests.plugins.sources.alaqan.tables import ALAQAN_TABLES
 
 from elt_platform.cli import _window, main, table_counts
 from elt_platform.iceberg.writer import CommitInfo, replace_dates
@@ -37,18 +38,6 @@ def two_runs(visits_table, make_visits):
         "run-2",
         [(D2, "910505350319", "entry", "09:00:00"), (D2, "910505350319", "exit", "18:00:00")],
     )
-
-
-#: Every table the registry declares for Alaqan, written out here rather than read from the registry.
-ALAQAN_TABLES = [
-    "bronze.alaqan_visits",
-    "bronze.alaqan_visits_quarantine",
-    "silver.alaqan_visits",
-    "silver.alaqan_visits_quarantine",
-    "silver.alaqan_rejected",
-    "gold.alaqan_daily_attendance",
-    "gold.alaqan_monthly_summary",
-]
 
 
 def test_counts_of_an_empty_lakehouse_are_unknown(lakehouse_env):

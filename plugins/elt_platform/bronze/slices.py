@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -114,7 +114,7 @@ def days(start: date, end: date) -> list[date]:
 
 def fetch_in_order(
     fetch: Callable[[S], R], items: Iterable[S], *, workers: int = 4, ahead: int | None = None
-) -> Iterator[tuple[S, Future[R]]]:
+) -> Generator[tuple[S, Future[R]], None, None]:
     """Run ``fetch`` over ``items`` in a thread pool and yield them in order.
 
     At most ``ahead`` items (default twice ``workers``) are submitted beyond the one the caller is

@@ -26,16 +26,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import Literal, TypeAlias
 
 import pyarrow as pa
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
-from elt_platform.iceberg.writer import CommitInfo, replace_slice, restore_slice
+from elt_platform.iceberg.writer import CommitInfo, SliceValue, replace_slice, restore_slice
 
 log = logging.getLogger(__name__)
 
-StagedRows = pa.Table | Callable[[], pa.Table]
+StagedRows: TypeAlias = pa.Table | Callable[[], pa.Table]
 """A table's rows for the slice, or a callable reading them (staged Parquet: one table in memory at once)."""
 
 
@@ -79,7 +80,7 @@ class SliceTransaction:
     """
 
     def __init__(
-        self, *, column: str, values: Iterable[object], commit: CommitInfo, new_slice: bool = False
+        self, *, column: str, values: Iterable[SliceValue], commit: CommitInfo, new_slice: bool = False
     ) -> None:
         self.column = column
         self.values = list(values)
@@ -135,8 +136,10 @@ class SliceTransaction:
             if previous is not None:
                 table.manage_snapshots().set_current_snapshot(snapshot_id=previous).commit()
             else:  # a table's first snapshot cannot be "un-made"; empty the slice instead
+                # pyiceberg's pydantic predicates: mypy sees the model fields, not the positional __init__.
                 table.delete(
-                    In(self.column, self.values), snapshot_properties=self.commit.snapshot_properties()
+                    In(self.column, self.values),  # type: ignore[call-arg, misc, arg-type]
+                    snapshot_properties=self.commit.snapshot_properties(),
                 )
             log.warning("%s: rolled back to snapshot %s", name, previous)
             return
@@ -144,7 +147,9 @@ class SliceTransaction:
         if previous is None:
             restored = table.schema().as_arrow().empty_table()
         else:
-            restored = table.scan(row_filter=In(self.column, self.values), snapshot_id=previous).to_arrow()
+            # pyiceberg's pydantic predicates: mypy sees the model fields, not the positional __init__.
+            row_filter = In(self.column, self.values)  # type: ignore[call-arg, misc, arg-type]
+            restored = table.scan(row_filter=row_filter, snapshot_id=previous).to_arrow()
         restore_slice(table, restored, column=self.column, values=self.values, commit=self.commit)
         log.warning("%s: restored the slice to snapshot %s (other commits kept)", name, previous)
 
@@ -153,7 +158,7 @@ class SliceTransaction:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         if exc is not None and self.committed:
             try:
                 self.rollback()
@@ -167,7 +172,7 @@ def replace_all(
     staged: Iterable[tuple[Table, StagedRows]],
     *,
     column: str,
-    values: Iterable[object],
+    values: Iterable[SliceValue],
     commit: CommitInfo,
     new_slice: bool = False,
 ) -> dict[str, int]:

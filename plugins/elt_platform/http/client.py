@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -52,6 +52,7 @@ AUTH_STATUSES = frozenset({401, 403})
 _UNSET: Any = object()
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class HttpResponse:
     """A complete response: the body is already read, the connection back in the pool.
 
@@ -62,27 +63,17 @@ class HttpResponse:
         elapsed: Seconds from sending the request to having the whole body.
         url: The URL as sent, decoded, secrets and personal data masked (safe to log).
         what: The request as described in messages.
+        redactor: Masks secrets in the messages of decoding errors.
     """
 
-    def __init__(
-        self,
-        *,
-        status: int,
-        headers: Mapping[str, str],
-        content: bytes,
-        elapsed: float,
-        url: str,
-        what: str,
-        redactor: Callable[[str], str],
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.content = content
-        self.elapsed = elapsed
-        self.url = url
-        self.what = what
-        self._redactor = redactor
-        self._json: Any = _UNSET
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    elapsed: float
+    url: str
+    what: str
+    redactor: Callable[[str], str]
+    _json: Any = field(default=_UNSET, init=False)
 
     def __repr__(self) -> str:
         # The body is left out on purpose: it may hold personal data.
@@ -109,7 +100,7 @@ class HttpResponse:
                 status=self.status,
                 content_type=self.content_type,
                 what=self.what,
-                redactor=self._redactor,
+                redactor=self.redactor,
             )
         return self._json
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog import load_catalog as _load_catalog
 
 from elt_platform.config import PlatformConfig
 from spark_jobs.session import CATALOG_NAME
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
 
 
 def load_catalog(config: PlatformConfig | None = None) -> Catalog:
@@ -22,11 +27,11 @@ def load_catalog(config: PlatformConfig | None = None) -> Catalog:
     config.ensure_local_dirs()
     catalog = _load_catalog(CATALOG_NAME, **config.pyiceberg_properties())
     if config.catalog_uri.startswith("sqlite"):
-        _use_wal(catalog)
+        _use_wal(cast("SqlCatalog", catalog))  # a sqlite:// catalog URI always loads a SqlCatalog
     return catalog
 
 
-def _use_wal(catalog: Catalog) -> None:
+def _use_wal(catalog: SqlCatalog) -> None:
     """Put the embedded SQLite catalog in WAL mode (persistent, idempotent).
 
     Spark's JDBC catalog keeps a read transaction open on its connection after a query; in SQLite's

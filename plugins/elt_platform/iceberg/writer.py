@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +25,9 @@ from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
 from elt_platform.iceberg.tables import LINEAGE_NAMES, TableSpec
+
+SliceValue: TypeAlias = date | str | int
+"""One value of a slice column: a day, a string key (a package id) or an int."""
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +173,12 @@ def stamp_lineage(data: pa.Table, commit: CommitInfo, *, column: str | None = No
     return base
 
 
-def _slice_keys(values: Iterable[object]) -> list[object]:
+def _slice_keys(values: Iterable[SliceValue]) -> list[str | int]:
     return sorted({v.isoformat() if isinstance(v, date) else v for v in values})
 
 
 def _write(
-    table: Table, data: pa.Table, *, column: str, keys: list[object], commit: CommitInfo, new: bool
+    table: Table, data: pa.Table, *, column: str, keys: list[str | int], commit: CommitInfo, new: bool
 ) -> None:
     name = ".".join(table.name())
     distinct = pc.unique(data.column(column)).to_pylist()
@@ -191,7 +194,9 @@ def _write(
     with warnings.catch_warnings():
         # The first load of a slice deletes nothing: normal, not worth a warning in every task log.
         warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-        table.overwrite(data, overwrite_filter=In(column, keys), snapshot_properties=properties)
+        # pyiceberg's pydantic predicates: mypy sees the model fields, not the positional __init__.
+        row_filter = In(column, keys)  # type: ignore[call-arg, misc, arg-type]
+        table.overwrite(data, overwrite_filter=row_filter, snapshot_properties=properties)
 
 
 def replace_slice(
@@ -199,7 +204,7 @@ def replace_slice(
     data: pa.Table,
     *,
     column: str,
-    values: Iterable[object],
+    values: Iterable[SliceValue],
     commit: CommitInfo,
     new_slice: bool = False,
 ) -> int:
@@ -243,7 +248,7 @@ def replace_slice(
 
 
 def restore_slice(
-    table: Table, rows: pa.Table, *, column: str, values: Iterable[object], commit: CommitInfo
+    table: Table, rows: pa.Table, *, column: str, values: Iterable[SliceValue], commit: CommitInfo
 ) -> int:
     """Put rows read back from an earlier snapshot back as the slice, keeping their own lineage.
 

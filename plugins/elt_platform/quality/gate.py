@@ -16,12 +16,12 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
@@ -90,9 +90,12 @@ def run_gate(suite_name: str, start: date, end: date, *, run_id: str = "manual")
     config = PlatformConfig.from_env()
     column = spec["date_column"]
     table = load_catalog(config).load_table(spec["table"])
-    frame = table.scan(
-        row_filter=And(GreaterThanOrEqual(column, start.isoformat()), LessThan(column, end.isoformat()))
-    ).to_pandas()
+    # pyiceberg's pydantic predicates: mypy sees the model fields, not the positional __init__.
+    row_filter = And(
+        GreaterThanOrEqual(column, start.isoformat()),  # type: ignore[call-arg, misc, arg-type]
+        LessThan(column, end.isoformat()),  # type: ignore[call-arg, misc, arg-type]
+    )
+    frame = table.scan(row_filter=row_filter).to_pandas()
     frame[column] = pd.to_datetime(frame[column])
     in_interval = {
         "expect_column_values_to_be_between": {
@@ -129,7 +132,8 @@ def validate_frame(
     """Run a GX checkpoint over rows already read from ``table`` and store the full result.
 
     The file-backed context under ``$ELT_HOME/gx`` keeps one pandas asset per table; the suite,
-    validation definition and checkpoint are named ``suite_name`` and replaced on every run.
+    validation definition and checkpoint are named ``suite_name`` and replaced on every run, under a
+    lock that serialises gates across processes.
 
     Args:
         suite_name: names the GX suite and checkpoint, and the results folder.
@@ -151,90 +155,41 @@ def validate_frame(
     config = config or PlatformConfig.from_env()
     log.info("quality gate %s: %d rows of %s for %s", suite_name, len(frame), table, scope)
     with _context_lock(config.home / "gx"):
-        return _checkpoint(
-            suite_name,
-            frame,
-            table=table,
-            expectations=expectations,
-            scope=scope,
-            result_name=result_name,
-            run_id=run_id,
-            batch_name=batch_name,
-            config=config,
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="file", project_root_dir=str(config.home / "gx"))
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        batch = _dataframe_batch(context, table, batch_name)
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(
+                name=suite_name,
+                expectations=[
+                    _expectation(name, dict(kwargs)) for item in expectations for name, kwargs in item.items()
+                ],
+            )
+        )
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=suite_name,
+                validation_definitions=[validation],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format="SUMMARY",
+            )
+        )
+        outcome = checkpoint.run(
+            batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_id)
         )
 
+        results = [r for v in outcome.run_results.values() for r in v.results]
+        failed = [_describe_failure(r, len(frame)) for r in results if not r.success]
+        result_uri = _store_result(config, suite_name, result_name, outcome.describe_dict())
+        docs = context.get_docs_sites_urls()
 
-@contextmanager
-def _context_lock(root: Path) -> Iterator[None]:
-    """Serialise use of the file-backed GX context across processes.
-
-    The context rewrites its suite, validation-definition and checkpoint files on every gate; two
-    gates at once (a backfill's parallel runs) fail with GX's "has changed since it has last been
-    saved". A gate takes about a second, so an exclusive lock costs nothing noticeable.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".gate.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _checkpoint(
-    suite_name: str,
-    frame: pd.DataFrame,
-    *,
-    table: str,
-    expectations: list[dict[str, dict]],
-    scope: str,
-    result_name: str,
-    run_id: str,
-    batch_name: str,
-    config: PlatformConfig,
-) -> GateResult:
-    """:func:`validate_frame`'s checkpoint run, holding the context lock."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="file", project_root_dir=str(config.home / "gx"))
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_or_update_pandas(name="lakehouse")
-    try:
-        asset = source.get_asset(table)
-    except LookupError:
-        asset = source.add_dataframe_asset(name=table)
-    try:
-        batch = asset.get_batch_definition(batch_name)
-    except (KeyError, LookupError):
-        batch = asset.add_batch_definition_whole_dataframe(batch_name)
-
-    suite = context.suites.add_or_update(
-        gx.ExpectationSuite(
-            name=suite_name,
-            expectations=[
-                _expectation(name, dict(kwargs)) for item in expectations for name, kwargs in item.items()
-            ],
-        )
-    )
-    validation = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=suite_name,
-            validation_definitions=[validation],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-            result_format="SUMMARY",
-        )
-    )
-    outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_id))
-
-    results = [r for v in outcome.run_results.values() for r in v.results]
-    failed = [_describe_failure(r, len(frame)) for r in results if not r.success]
-    result_uri = _store_result(config, suite_name, result_name, outcome.describe_dict())
-    docs = context.get_docs_sites_urls()
     gate = GateResult(
         suite=suite_name,
         success=bool(outcome.success),
@@ -258,6 +213,36 @@ def _checkpoint(
     return gate
 
 
+def _dataframe_batch(context, table: str, batch_name: str):
+    """The table's pandas asset's whole-dataframe batch definition ``batch_name``, made if missing."""
+    source = context.data_sources.add_or_update_pandas(name="lakehouse")
+    try:
+        asset = source.get_asset(table)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=table)
+    try:
+        return asset.get_batch_definition(batch_name)
+    except (KeyError, LookupError):
+        return asset.add_batch_definition_whole_dataframe(batch_name)
+
+
+@contextmanager
+def _context_lock(root: Path) -> Iterator[None]:
+    """Serialise use of the file-backed GX context across processes.
+
+    The context rewrites its suite, validation-definition and checkpoint files on every gate; two
+    gates at once (a backfill's parallel runs) fail with GX's "has changed since it has last been
+    saved". A gate takes about a second, so an exclusive lock costs nothing noticeable.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".gate.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _describe_failure(result, rows: int) -> str:
     kwargs = result.expectation_config.kwargs
     target = kwargs.get("column") or kwargs.get("column_list", "")
@@ -265,7 +250,7 @@ def _describe_failure(result, rows: int) -> str:
     return f"{result.expectation_config.type}({target}): {unexpected} unexpected of {rows}"
 
 
-def _store_result(config: PlatformConfig, suite: str, name: str, result: dict) -> str:
+def _store_result(config: PlatformConfig, suite: str, name: str, result: Mapping[str, Any]) -> str:
     body = json.dumps(result, default=str, indent=1)
     if not config.quality_uri.startswith("file://"):
         from pyarrow import fs

@@ -59,6 +59,40 @@ def alaqan(options: SandboxOptions) -> Iterator[str]:
 
 
 @contextmanager
+def amocrm(options: SandboxOptions) -> Iterator[str]:
+    """The amoCRM sandbox on a free 127.0.0.1 port, as the ``amocrm_default`` connection.
+
+    A private integration (long-lived token as the connection's password) over 2,000 leads created in
+    the year up to today 00:00 UTC; the clock then follows real time, so each day brings new data.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
+    from elt_platform.sandbox.amocrm.server import AmoCrmSandboxServer, default_long_lived_token
+
+    leads, requests_per_second = 2000, 7
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    dataset = AmoCrmDataset(seed=options.seed, leads=leads, start=today - timedelta(days=365), now=today)
+    token = default_long_lived_token()
+    server = AmoCrmSandboxServer(
+        dataset, long_lived_token=token, requests_per_second=requests_per_second, follow_wall_clock=True
+    ).start()
+    connection = json.dumps(
+        {
+            "conn_type": "http",
+            "host": server.base_url,
+            "password": token,
+            "extra": {"requests_per_second": requests_per_second},
+        }
+    )
+    try:
+        with _env("AIRFLOW_CONN_AMOCRM_DEFAULT", connection):
+            yield f"sandbox {server.root_url} ({leads} leads by {today:%Y-%m-%d}, seed {options.seed})"
+    finally:
+        server.stop()
+
+
+@contextmanager
 def onec(options: SandboxOptions) -> Iterator[str]:
     """A real CommerceML export (fixture) dropped into the local exchange area as a complete package.
 

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 import uvicorn
 
@@ -62,6 +62,15 @@ def uvicorn_config(app: Any, *, access_log: bool, configure_logging: bool) -> uv
         timeout_graceful_shutdown=2,
         **kwargs,
     )
+
+
+class ServerOptions(TypedDict, total=False):
+    """How a :class:`SandboxServer` listens (its keyword arguments after the sandbox), for subclasses."""
+
+    host: str
+    port: int
+    access_log: bool
+    startup_timeout: float
 
 
 class SandboxServer:

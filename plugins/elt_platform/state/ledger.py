@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from elt_platform.state.schema import transform_ledger
 from elt_platform.state.store import StateStore, utcnow
@@ -133,19 +134,14 @@ class TransformLedger:
         keys = list(slice_keys)
         if not keys:
             return 0
-        with self.store.transaction() as conn:
-            result = conn.execute(
-                update(transform_ledger)
-                .where(
-                    transform_ledger.c.domain == self.domain,
-                    transform_ledger.c.source == source,
-                    transform_ledger.c.slice_key.in_(keys),
-                    transform_ledger.c.run_id == run_id,
-                    transform_ledger.c.status == LOADED,
-                )
-                .values(status=PENDING, updated_at=utcnow())
-            )
-        return result.rowcount
+        return self._set(
+            transform_ledger.c.source == source,
+            transform_ledger.c.slice_key.in_(keys),
+            transform_ledger.c.run_id == run_id,
+            transform_ledger.c.status == LOADED,
+            status=PENDING,
+            updated_at=utcnow(),
+        )
 
     def claim(self, run_id: str) -> list[LedgerEntry]:
         """Claim every pending slice of the domain, and every slice an earlier run claimed but never finished.
@@ -167,11 +163,7 @@ class TransformLedger:
                 .values(status=CLAIMED, claimed_by=run_id, claimed_at=now, updated_at=now)
             )
             rows = conn.execute(
-                select(transform_ledger).where(
-                    transform_ledger.c.domain == self.domain,
-                    transform_ledger.c.status == CLAIMED,
-                    transform_ledger.c.claimed_by == run_id,
-                )
+                select(transform_ledger).where(transform_ledger.c.domain == self.domain, *_claimed_by(run_id))
             ).all()
         return _ordered(rows)
 
@@ -182,7 +174,7 @@ class TransformLedger:
             How many slices were completed (slices re-recorded since the claim are not among them).
         """
         now = utcnow()
-        return self._finish(run_id, status=DONE, done_at=now, updated_at=now)
+        return self._set(*_claimed_by(run_id), status=DONE, done_at=now, updated_at=now)
 
     def release(self, run_id: str) -> int:
         """Give the slices ``run_id`` claimed back to ``pending`` (the transformation failed).
@@ -190,7 +182,9 @@ class TransformLedger:
         Returns:
             How many slices were released.
         """
-        return self._finish(run_id, status=PENDING, claimed_by=None, claimed_at=None, updated_at=utcnow())
+        return self._set(
+            *_claimed_by(run_id), status=PENDING, claimed_by=None, claimed_at=None, updated_at=utcnow()
+        )
 
     def pending(self) -> list[LedgerEntry]:
         """Slices still to transform: ``pending`` and ``claimed``, ordered as :meth:`claim` returns them."""
@@ -205,18 +199,19 @@ class TransformLedger:
             rows = conn.execute(query).all()
         return _ordered(rows)
 
-    def _finish(self, run_id: str, **values) -> int:
+    def _set(self, *where: ColumnElement[bool], **values: Any) -> int:
+        """Set ``values`` on the domain's rows matching ``where``, in one transaction; the rows changed."""
         with self.store.transaction() as conn:
             result = conn.execute(
                 update(transform_ledger)
-                .where(
-                    transform_ledger.c.domain == self.domain,
-                    transform_ledger.c.status == CLAIMED,
-                    transform_ledger.c.claimed_by == run_id,
-                )
+                .where(transform_ledger.c.domain == self.domain, *where)
                 .values(**values)
             )
         return result.rowcount
+
+
+def _claimed_by(run_id: str) -> tuple[ColumnElement[bool], ...]:
+    return transform_ledger.c.status == CLAIMED, transform_ledger.c.claimed_by == run_id
 
 
 def list_ledger(store: StateStore, domain: str | None = None) -> list[LedgerEntry]:

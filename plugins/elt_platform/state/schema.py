@@ -51,41 +51,51 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _account_key() -> Column:
+    """The key of a per-account table: one external API account (a Column belongs to one table)."""
+    return Column("account", String(ACCOUNT_LENGTH), primary_key=True)
+
+
+def _updated_at() -> Column:
+    """When the row last changed; every state table has it."""
+    return Column("updated_at", UTCDateTime, nullable=False)
+
+
 metadata = MetaData()
 
 oauth_tokens = Table(
     "oauth_tokens",
     metadata,
-    Column("account", String(ACCOUNT_LENGTH), primary_key=True),
+    _account_key(),
     Column("access_token", Text, nullable=False),
     Column("refresh_token", Text),
     Column("expires_at", UTCDateTime),
     Column("token_type", String(40), nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    _updated_at(),
 )
 
 request_budgets = Table(
     "request_budgets",
     metadata,
-    Column("account", String(ACCOUNT_LENGTH), primary_key=True),
+    _account_key(),
     Column("rate", Double, nullable=False),
     Column("burst", Integer, nullable=False),
     # Token-bucket balance (negative = requests already promised to sleeping callers) as of
     # refilled_at, in Unix seconds: every process reads the same wall clock.
     Column("tokens", Double, nullable=False),
     Column("refilled_at", Double, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    _updated_at(),
 )
 
 circuit_breakers = Table(
     "circuit_breakers",
     metadata,
-    Column("account", String(ACCOUNT_LENGTH), primary_key=True),
+    _account_key(),
     Column("state", String(10), nullable=False),
     Column("reason", Text),
     Column("opened_at", UTCDateTime),
     Column("reset_at", UTCDateTime),
-    Column("updated_at", UTCDateTime, nullable=False),
+    _updated_at(),
 )
 
 watermarks = Table(
@@ -93,7 +103,7 @@ watermarks = Table(
     metadata,
     Column("key", String(500), primary_key=True),
     Column("value", Text, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    _updated_at(),
 )
 
 transform_ledger = Table(
@@ -109,6 +119,6 @@ transform_ledger = Table(
     Column("claimed_by", String(RUN_ID_LENGTH)),
     Column("claimed_at", UTCDateTime),
     Column("done_at", UTCDateTime),
-    Column("updated_at", UTCDateTime, nullable=False),
+    _updated_at(),
     Index("ix_transform_ledger_domain_status", "domain", "status"),
 )

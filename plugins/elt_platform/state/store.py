@@ -31,12 +31,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Row, Table, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from elt_platform.config import PlatformConfig
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 #: The one setting that selects the state database.
 URL_VARIABLE = "ELT_STATE_DB_URL"
@@ -217,12 +221,14 @@ class StateStore:
         updates = {name: statement.excluded[name] for name in values if name not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
 
-    def _insert(self, table: Table):
+    def _insert(self, table: Table) -> SqliteInsert | PostgresInsert:
         if self.dialect_name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table)
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert(table)
 
     def upgrade(self) -> str:
         """Apply every pending migration (``alembic upgrade head``); safe to call from many processes.
@@ -334,6 +340,8 @@ def _postgres_engine(url: str) -> Engine:
     # Keep libpq options given in the URL (e.g. ``?options=-csearch_path%3Delt_state`` for a dedicated
     # schema): connect_args would otherwise replace them.
     given = make_url(url).query.get("options", "")
+    if isinstance(given, tuple):  # ``?options=…&options=…``: libpq takes them space-separated
+        given = " ".join(given)
     options = " ".join(filter(None, [given, f"-c lock_timeout={POSTGRES_LOCK_TIMEOUT_MS}"]))
     return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
 

@@ -57,6 +57,8 @@ def _apply_spark_conf(spark_conf: dict[str, str]) -> None:
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession()
+    if session is None:  # the caller starts the lakehouse session first
+        raise RuntimeError("no active SparkSession to set dbt's Spark conf on")
     for key, value in spark_conf.items():
         session.conf.set(key, value)
 

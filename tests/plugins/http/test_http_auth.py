@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from tests.plugins.http.budgets import CountingBudget
 from tests.plugins.http.scripted_server import Reply, ScriptedServer, fixture_bytes
 
 from elt_platform.http.auth import (
@@ -44,15 +45,6 @@ class FakeProvider:
         if len(self._tokens) > 1:
             self._tokens.pop(0)
         return self._tokens[0]
-
-
-class CountingBudget:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def acquire(self) -> float:
-        self.calls += 1
-        return 0.0
 
 
 def _bearer(server: ScriptedServer, auth: object, **kwargs: object) -> HttpClient:

@@ -7,6 +7,7 @@ import socket
 from datetime import UTC, datetime
 
 import pytest
+from tests.plugins.http.budgets import CountingBudget
 from tests.plugins.http.scripted_server import Reply, ScriptedServer, fixture_bytes
 
 from elt_platform.http.auth import ApiKeyHeader
@@ -48,15 +49,6 @@ def _client(server: ScriptedServer, **kwargs: object) -> tuple[HttpClient, list[
         "now": lambda: NOW,
     }
     return HttpClient(server.url, **{**options, **kwargs}), sleeps
-
-
-class CountingBudget:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def acquire(self) -> float:
-        self.calls += 1
-        return 0.0
 
 
 @pytest.mark.parametrize(

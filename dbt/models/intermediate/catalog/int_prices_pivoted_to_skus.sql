@@ -4,14 +4,7 @@ with
 
 price_types as (
 
-    -- map keys must be unique: a name two price types share gets the id appended
-    select
-        id,
-        case
-            when count(*) over (partition by coalesce(name, id)) > 1 then concat(coalesce(name, id), ' [', id, ']')
-            else coalesce(name, id)
-        end as label
-    from ({{ onec_latest('price_types', 'e.id') }}) as state
+    {{ onec_labels('price_types') }}
 
 ),
 

@@ -15,23 +15,7 @@
 --      rules of macros/onec_state.sql.
 with
 
-skus as (
-
-    select * from {{ ref('int_skus_matched') }}
-
-),
-
-goods as (
-
-    select * from {{ ref('int_goods_upserted') }}
-
-),
-
-offers as (
-
-    select * from {{ ref('int_offers_upserted') }}
-
-),
+{{ onec_sku_records() }},
 
 unit_classifier as (
 
@@ -121,9 +105,7 @@ base_units as (
         coalesce(offers.unit_abbreviation, parent_offers.unit_abbreviation, goods.unit_abbreviation)
             as unit_abbreviation
     from skus
-    left join offers on skus.offer_key = offers.state_key
-    left join offers as parent_offers on skus.parent_offer_key = parent_offers.state_key
-    left join goods on skus.goods_key = goods.state_key
+    {{ onec_join_sku_records() }}
 
 ),
 
@@ -162,9 +144,7 @@ sku_categories as (
             get_json_object(goods.group_ids, '$[0]')
         ) as category_id
     from skus
-    left join offers on skus.offer_key = offers.state_key
-    left join offers as parent_offers on skus.parent_offer_key = parent_offers.state_key
-    left join goods on skus.goods_key = goods.state_key
+    {{ onec_join_sku_records() }}
 
 ),
 
@@ -210,9 +190,7 @@ assembled as (
         ) as updated_at,
         coalesce(offers._issues, goods._issues) as issues
     from skus
-    left join offers on skus.offer_key = offers.state_key
-    left join offers as parent_offers on skus.parent_offer_key = parent_offers.state_key
-    left join goods on skus.goods_key = goods.state_key
+    {{ onec_join_sku_records() }}
     left join sku_categories on skus.sku_id = sku_categories.sku_id
     left join resolved_units on skus.sku_id = resolved_units.sku_id
     left join categories on sku_categories.category_id = categories.category_id

@@ -3,23 +3,7 @@
 -- the highest priority wins per name, several values of one property join with ', '.
 with
 
-skus as (
-
-    select * from {{ ref('int_skus_matched') }}
-
-),
-
-goods as (
-
-    select * from {{ ref('int_goods_upserted') }}
-
-),
-
-offers as (
-
-    select * from {{ ref('int_offers_upserted') }}
-
-),
+{{ onec_sku_records() }},
 
 property_values as (
 
@@ -48,31 +32,21 @@ spec_entries as (
 
     union all
 
-    select
-        skus.sku_id,
-        ch.name as spec_name,
-        ch.value,
-        2 as priority
-    from skus
-    inner join goods on skus.goods_key = goods.state_key
-        lateral view explode(
-            from_json(goods.characteristics, 'array<struct<id:string,name:string,value:string>>')
-        ) exploded as ch
+    {%- for records, key, priority in [('goods', 'goods_key', 2), ('offers', 'offer_key', 3)] %}
 
-    union all
+        select
+            skus.sku_id,
+            ch.name as spec_name,
+            ch.value,
+            {{ priority }} as priority
+        from skus
+        inner join {{ records }} on skus.{{ key }} = {{ records }}.state_key
+            lateral view explode(
+                from_json({{ records }}.characteristics, 'array<struct<id:string,name:string,value:string>>')
+            ) exploded as ch
 
-    select
-        skus.sku_id,
-        ch.name as spec_name,
-        ch.value,
-        3 as priority
-    from skus
-    inner join offers on skus.offer_key = offers.state_key
-        lateral view explode(
-            from_json(offers.characteristics, 'array<struct<id:string,name:string,value:string>>')
-        ) exploded as ch
-
-    union all
+        union all
+    {%- endfor %}
 
     select
         skus.sku_id,

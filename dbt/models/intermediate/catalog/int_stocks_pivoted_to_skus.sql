@@ -4,14 +4,7 @@ with
 
 warehouses as (
 
-    -- map keys must be unique: a name two warehouses share gets the id appended
-    select
-        id,
-        case
-            when count(*) over (partition by coalesce(name, id)) > 1 then concat(coalesce(name, id), ' [', id, ']')
-            else coalesce(name, id)
-        end as label
-    from ({{ onec_latest('warehouses', 'e.id') }}) as state
+    {{ onec_labels('warehouses') }}
 
 ),
 

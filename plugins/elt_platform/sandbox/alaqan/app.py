@@ -49,6 +49,17 @@ def _parse_date(request: Request, field: str) -> date | JSONResponse:
         return _validation_error(field, f"The {label} field must match the format Y-m-d.")
 
 
+def _parse_dates(request: Request, *fields: str) -> list[date] | JSONResponse:
+    """Each field's date, or the error of the first field that is missing or malformed."""
+    days = []
+    for field in fields:
+        day = _parse_date(request, field)
+        if isinstance(day, Response):
+            return day
+        days.append(day)
+    return days
+
+
 def _json_body(data: dict[str, Any]) -> bytes:
     # PHP's json_encode writes an empty map as []; the real backend likely does too, and the parser copes.
     return json.dumps({"data": data or []}, separators=(",", ":"), ensure_ascii=False).encode()
@@ -98,9 +109,10 @@ class AlaqanSandbox(Sandbox):
         @app.get(f"{API_PREFIX}/employees/byDate")
         async def by_date(request: Request) -> Response:
             async def answer() -> Answer:
-                day = _parse_date(request, "date")
-                if isinstance(day, Response):
-                    return day
+                dates = _parse_dates(request, "date")
+                if isinstance(dates, Response):
+                    return dates
+                (day,) = dates
                 # A big day takes milliseconds of CPU: keep the event loop free for other clients.
                 return await run_in_threadpool(lambda: _json_body(self.dataset.day(day)))
 
@@ -109,12 +121,10 @@ class AlaqanSandbox(Sandbox):
         @app.get(f"{API_PREFIX}/employees/byIin")
         async def by_iin(request: Request) -> Response:
             async def answer() -> Answer:
-                start = _parse_date(request, "start_date")
-                if isinstance(start, Response):
-                    return start
-                end = _parse_date(request, "end_date")
-                if isinstance(end, Response):
-                    return end
+                dates = _parse_dates(request, "start_date", "end_date")
+                if isinstance(dates, Response):
+                    return dates
+                start, end = dates
                 if end < start:
                     return _validation_error(
                         "end_date", "The end date field must be a date after or equal to start date."

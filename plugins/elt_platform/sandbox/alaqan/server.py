@@ -3,6 +3,7 @@ and ``make run`` construct it, on top of the generic :class:`elt_platform.sandbo
 """
 
 import os
+from typing import Unpack
 
 from elt_platform.sandbox import server
 from elt_platform.sandbox.alaqan.app import AlaqanSandbox
@@ -36,10 +37,7 @@ class SandboxServer(server.SandboxServer):
         *,
         api_key: str | None = None,
         faults: FaultConfig | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        access_log: bool = False,
-        startup_timeout: float = 5.0,
+        **options: Unpack[server.ServerOptions],
     ) -> None:
         """Prepare (not start) a server.
 
@@ -47,17 +45,8 @@ class SandboxServer(server.SandboxServer):
             dataset: Data to serve; defaults to ``AlaqanDataset()`` (seed 42, 200 employees).
             api_key: Accepted key; defaults to :func:`default_api_key`.
             faults: Faults in force at start.
-            host: Interface to bind; keep the loopback default outside experiments.
-            port: TCP port; 0 picks a free one.
-            access_log: Log request lines through the ``uvicorn.access`` logger.
-            startup_timeout: Seconds :meth:`start` waits for uvicorn before failing.
+            **options: ``host``, ``port``, ``access_log``, ``startup_timeout`` of the generic server.
         """
         self.dataset = dataset if dataset is not None else AlaqanDataset()
         self.api_key = api_key or default_api_key()
-        super().__init__(
-            AlaqanSandbox(self.dataset, self.api_key, faults),
-            host=host,
-            port=port,
-            access_log=access_log,
-            startup_timeout=startup_timeout,
-        )
+        super().__init__(AlaqanSandbox(self.dataset, self.api_key, faults), **options)

@@ -37,7 +37,7 @@ _IIN_KEY = re.compile(r"[0-9]{12}")
 # Strict HH:MM:SS on a 24-hour clock: "9:00:15", "24:00:00" and "23:59:60" are all rejected.
 _TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 _RECORD_KEYS = frozenset({"event", "time"})
-_COMPACT = {"separators": (",", ":"), "ensure_ascii": False}
+_COMPACT: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
 _DETAIL_LIMIT = 60
 
 
@@ -96,12 +96,12 @@ def _record_problem(record: Any) -> str | None:
         return f"duplicate_keys: {sorted({key for key in keys if keys.count(key) > 1})}"
     if not isinstance(record, dict):
         return f"record_not_object: {_json_type(record)}"
-    keys = record.keys()
-    if keys != _RECORD_KEYS:
-        missing = sorted(_RECORD_KEYS - keys)
+    present = record.keys()
+    if present != _RECORD_KEYS:
+        missing = sorted(_RECORD_KEYS - present)
         if missing:
             return f"missing_keys: {missing}"
-        return f"extra_keys: {sorted(keys - _RECORD_KEYS)}"
+        return f"extra_keys: {sorted(present - _RECORD_KEYS)}"
     event = record["event"]
     if not isinstance(event, str) or event not in EVENTS:
         return f"unknown_event: {_detail(event)}"

@@ -139,6 +139,8 @@ class S3Files:
 class S3ExchangeArea(RemoteExchangeArea):
     """The exchange prefixes of one 1C installation on S3 (``root`` = ``bucket/prefix``)."""
 
+    files: S3Files  # narrows the inherited field's type (declaration only: no new dataclass field)
+
     @classmethod
     def from_uri(
         cls, uri: str, credentials: S3Credentials, *, staging_root: Path | None = None

@@ -45,14 +45,14 @@ def open_exchange(uri: str | None = None, *, connection: Any = None) -> Exchange
     """
     uri = uri or exchange_uri()
     if is_sftp_uri(uri):
-        credentials = SFTPCredentials.from_connection(connection) if connection else SFTPCredentials()
-        return SFTPExchangeArea.from_uri(uri, credentials)
+        sftp = SFTPCredentials.from_connection(connection) if connection else SFTPCredentials()
+        return SFTPExchangeArea.from_uri(uri, sftp)
     if not is_s3_uri(uri):
         return ExchangeArea.from_uri(uri)
-    credentials = (
+    s3 = (
         S3Credentials.from_connection(connection) if connection is not None else S3Credentials.from_platform()
     )
-    return S3ExchangeArea.from_uri(uri, credentials)
+    return S3ExchangeArea.from_uri(uri, s3)
 
 
 def _exchange_from_airflow() -> ExchangeArea | RemoteExchangeArea:

@@ -256,7 +256,9 @@ def journal_row(package_id: str, table: Table) -> dict[str, Any] | None:
     """The journal row of a package in ``bronze.onec_packages``, or None if never seen."""
     if table.current_snapshot() is None:
         return None
-    rows = table.scan(row_filter=EqualTo(PACKAGE_COLUMN, package_id)).to_arrow().to_pylist()
+    # pyiceberg's pydantic predicates: mypy sees the model fields, not the positional __init__.
+    row_filter = EqualTo(PACKAGE_COLUMN, package_id)  # type: ignore[call-arg, misc, arg-type]
+    rows = table.scan(row_filter=row_filter).to_arrow().to_pylist()
     return rows[0] if rows else None
 
 

@@ -116,13 +116,8 @@ class CommerceMLSyntaxError(CommerceMLError):
         self.element = element
 
 
-class CommerceMLUnsafeXMLError(CommerceMLError):
-    """A file declares a DOCTYPE or entities (XML bomb, external entity): refused, never parsed.
-
-    Attributes:
-        source_file: The file name as given to the parser.
-        reason: What was found, e.g. ``"DOCTYPE declaration"``.
-    """
+class _RefusedFileError(CommerceMLError):
+    """A file refused before any record is read, with the file and what was found in it."""
 
     def __init__(self, message: str, *, source_file: str, reason: str) -> None:
         super().__init__(message)
@@ -130,7 +125,16 @@ class CommerceMLUnsafeXMLError(CommerceMLError):
         self.reason = reason
 
 
-class CommerceMLContentError(CommerceMLError):
+class CommerceMLUnsafeXMLError(_RefusedFileError):
+    """A file declares a DOCTYPE or entities (XML bomb, external entity): refused, never parsed.
+
+    Attributes:
+        source_file: The file name as given to the parser.
+        reason: What was found, e.g. ``"DOCTYPE declaration"``.
+    """
+
+
+class CommerceMLContentError(_RefusedFileError):
     """A file is not a CommerceML document (an HTML error page, JSON, a PDF, an empty or foreign XML).
 
     Refused by content, whatever its name: the root element must be ``КоммерческаяИнформация`` (or a
@@ -140,11 +144,6 @@ class CommerceMLContentError(CommerceMLError):
         source_file: The file name as given to the parser.
         reason: What was found, e.g. ``"root element <html>"``.
     """
-
-    def __init__(self, message: str, *, source_file: str, reason: str) -> None:
-        super().__init__(message)
-        self.source_file = source_file
-        self.reason = reason
 
 
 class PropertyDictionary:
@@ -178,9 +177,8 @@ class PropertyDictionary:
         Returns:
             ``(True, text)`` when ``raw`` is a known value id of that property, else ``(False, None)``.
         """
-        key = (property_id, raw)
-        if raw is not None and key in self.values:
-            return True, self.values[key]
+        if raw is not None and (property_id, raw) in self.values:
+            return True, self.values[(property_id, raw)]
         return False, None
 
 
@@ -702,16 +700,18 @@ class _FileParser:
                 property_name = names.get(property_id)
             line = pv.sourceline
             for raw in raws or [None]:
-                key = (property_id, raw)
-                resolved = raw is not None and key in values
+                if raw is not None and (property_id, raw) in values:
+                    value, value_id = values[(property_id, raw)], raw
+                else:
+                    value, value_id = raw, None
                 out.append(
                     {
                         "product_id": product_id,
                         "offer_id": offer_id,
                         "property_id": property_id,
                         "property_name": property_name,
-                        "value": values[key] if resolved else raw,
-                        "value_id": raw if resolved else None,
+                        "value": value,
+                        "value_id": value_id,
                         "raw_value": raw,
                         "source_file": source_file,
                         "sourceline": line,

@@ -13,6 +13,7 @@ No Iceberg, no Airflow: pyarrow and the parser only.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class _Sink:
 
 
 def stage_package(
-    path: str | Path,
+    path: str | os.PathLike[str],
     manifest: Manifest,
     *,
     specs: Mapping[str, TableSpec],

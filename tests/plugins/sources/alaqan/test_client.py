@@ -9,6 +9,7 @@ from datetime import date
 from types import SimpleNamespace
 
 import pytest
+from tests.plugins.http.budgets import CountingBudget
 
 from elt_platform.http.errors import AuthError, RateLimitedError, RequestError, ServerError
 from elt_platform.sandbox.alaqan.generator import AlaqanDataset
@@ -180,15 +181,6 @@ def test_errors_belong_to_both_the_alaqan_family_and_the_http_taxonomy(
 
     assert isinstance(caught.value, http_class) and isinstance(caught.value, AlaqanError)
     assert caught.value.account == f"alaqan:{server.base_url.split('/')[2]}"
-
-
-class CountingBudget:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def acquire(self) -> float:
-        self.calls += 1
-        return 0.0
 
 
 def test_injected_budget_is_charged_once_per_request_sent(server: SandboxServer) -> None:

@@ -1,5 +1,6 @@
-"""IIN masking (``ELT_IIN_MASKING``) and the source's time zone (``ELT_ALAQAN_TIMEZONE``) are platform
-settings; the hash key never travels as a dbt var."""
+"""IIN masking (the platform's personal-data setting, ``ELT_PII_MASKING``, formerly ``ELT_IIN_MASKING``) and
+the source's time zone (``ELT_ALAQAN_TIMEZONE``) are platform settings; the hash key never travels as a dbt
+var."""
 
 from __future__ import annotations
 
@@ -9,29 +10,27 @@ import re
 import pytest
 
 from elt_platform.config import REPO_ROOT
-from elt_platform.sources.alaqan.dbt import (
-    DEV_HASH_KEY,
-    MaskingConfigError,
-    TimezoneConfigError,
-    dbt_settings,
-)
+from elt_platform.pii import DEV_HASH_KEY, MaskingConfigError
+from elt_platform.sources.alaqan.dbt import TimezoneConfigError, dbt_settings
 from elt_platform.sources.alaqan.pipeline import SOURCE
 
 
-def test_hash_is_the_default_and_the_key_goes_to_spark_conf_only():
-    settings = dbt_settings({"ELT_IIN_HASH_KEY": "k-123"})
+@pytest.mark.parametrize("key_env", ["ELT_PII_HASH_KEY", "ELT_IIN_HASH_KEY"])
+def test_hash_is_the_default_and_the_key_goes_to_spark_conf_only(key_env):
+    settings = dbt_settings({key_env: "k-123"})
     assert settings.vars == {"iin_masking": "hash", "alaqan_timezone": "Asia/Almaty"}
     assert settings.spark_conf == {"spark.elt.iin_hash_key": "k-123"}
     assert "k-123" not in repr(settings.vars) + repr(settings.summary)
     assert settings.summary == {
-        "IIN masking": "hash (key: ELT_IIN_HASH_KEY)",
+        "IIN masking": f"hash (key: {key_env})",
         "Alaqan time zone": "Asia/Almaty",
     }
 
 
+@pytest.mark.parametrize("mode_env", ["ELT_PII_MASKING", "ELT_IIN_MASKING"])
 @pytest.mark.parametrize("value", ["clear", "CLEAR", " clear "])
-def test_clear_needs_no_key(value):
-    settings = dbt_settings({"ELT_IIN_MASKING": value})
+def test_clear_needs_no_key(mode_env, value):
+    settings = dbt_settings({mode_env: value})
     assert (settings.vars["iin_masking"], settings.spark_conf) == ("clear", {})
 
 
@@ -39,7 +38,7 @@ def test_embedded_without_a_key_hashes_with_the_development_key_and_warns(caplog
     with caplog.at_level(logging.WARNING):
         settings = dbt_settings({})
     assert settings.spark_conf == {"spark.elt.iin_hash_key": DEV_HASH_KEY}
-    assert "ELT_IIN_HASH_KEY is not set" in caplog.text
+    assert "ELT_PII_HASH_KEY (or ELT_IIN_HASH_KEY) is not set" in caplog.text
 
 
 def test_production_without_a_key_is_an_error():
@@ -48,8 +47,8 @@ def test_production_without_a_key_is_an_error():
 
 
 def test_an_unknown_mode_is_refused():
-    with pytest.raises(MaskingConfigError, match="ELT_IIN_MASKING='sha1'"):
-        dbt_settings({"ELT_IIN_MASKING": "sha1"})
+    with pytest.raises(MaskingConfigError, match="ELT_PII_MASKING='sha1'"):
+        dbt_settings({"ELT_PII_MASKING": "sha1"})
 
 
 def test_the_time_zone_defaults_to_the_registry_declaration():

@@ -1,0 +1,116 @@
+"""Command line for the amoCRM sandbox: ``python -m elt_platform.sandbox.amocrm --port 8766 --leads 5000``.
+
+Serves until killed (Ctrl-C / SIGTERM, handled by uvicorn) and prints the base URL to point the client
+or the ``amocrm_default`` connection at. The long-lived token comes from ``--long-lived-token``, else
+``$AMOCRM_SANDBOX_TOKEN``, else the development token; it is never printed. OAuth clients use
+``--client-id``/``--client-secret`` and get codes from ``POST /__sandbox/oauth/code``.
+"""
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+
+import uvicorn
+
+from elt_platform.sandbox.admin import ADMIN_PREFIX
+from elt_platform.sandbox.amocrm.app import AmoCrmSandbox
+from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
+from elt_platform.sandbox.amocrm.oauth import TokenStore
+from elt_platform.sandbox.amocrm.server import (
+    API_PATH,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    TOKEN_ENV,
+    default_long_lived_token,
+)
+from elt_platform.sandbox.faults import FaultConfig
+from elt_platform.sandbox.server import bind_socket, uvicorn_config
+
+
+def _aware(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m elt_platform.sandbox.amocrm",
+        description="Serve a deterministic fake amoCRM API v4 (leads, contacts, companies, tasks, events).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8766, help="TCP port, 0 = any free (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--leads", type=int, default=2000, help="leads existing at --now (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="dataset seed (default: %(default)s)")
+    parser.add_argument(
+        "--start", type=_aware, default=None, help="history start, ISO (default: --now - 182 days)"
+    )
+    parser.add_argument(
+        "--now", type=_aware, default=None, help="initial clock, ISO (default: today 00:00 UTC)"
+    )
+    parser.add_argument("--follow-wall-clock", action="store_true", help="advance the clock with real time")
+    parser.add_argument(
+        "--rps", type=float, default=7.0, help="requests/s per integration (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--client-id", default=DEFAULT_CLIENT_ID, help="OAuth client_id (default: %(default)s)"
+    )
+    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET, help="OAuth client_secret")
+    parser.add_argument(
+        "--long-lived-token",
+        default=None,
+        help=f"accepted bearer (default: ${TOKEN_ENV}, else a development token)",
+    )
+    parser.add_argument(
+        "--faults", default=None, metavar="JSON", help="initial fault config (see FaultConfig)"
+    )
+    parser.add_argument("--no-access-log", action="store_true", help="do not log request lines")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, build the dataset and serve until interrupted.
+
+    Args:
+        argv: Arguments without the program name; None reads ``sys.argv``.
+
+    Returns:
+        Process exit code.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = FaultConfig.from_dict(json.loads(args.faults)) if args.faults else None
+    except ValueError as exc:
+        parser.error(f"--faults: {exc}")
+    now = args.now or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = args.start or datetime.fromtimestamp(now.timestamp() - 182 * 86_400, UTC)
+    began = time.monotonic()
+    dataset = AmoCrmDataset(seed=args.seed, leads=args.leads, start=start, now=now)
+    tokens = TokenStore(
+        args.client_id,
+        args.client_secret,
+        long_lived_token=args.long_lived_token or default_long_lived_token(),
+    )
+    sandbox = AmoCrmSandbox(
+        dataset, tokens, requests_per_second=args.rps, faults=faults, follow_wall_clock=args.follow_wall_clock
+    )
+    sock = bind_socket(args.host, args.port)
+    root = f"http://{args.host}:{sock.getsockname()[1]}"
+    print(
+        f"amoCRM sandbox: {root}{API_PATH}  ({dataset!r}, built in {time.monotonic() - began:.1f}s)",
+        flush=True,
+    )
+    admin = root + ADMIN_PREFIX
+    print(
+        f"  admin: {admin}/faults  {admin}/stats  {admin}/clock  {admin}/ban  {admin}/oauth/code", flush=True
+    )
+    server = uvicorn.Server(
+        uvicorn_config(sandbox.create_app(), access_log=not args.no_access_log, configure_logging=True)
+    )
+    server.run(sockets=[sock])
+    return 0

@@ -174,6 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             _print_run(report, out)
             if not report.ok:
                 failed.append(dag_id)
+    # py4j says goodbye on its INFO logger when the interpreter exits, after the log file is closed.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     print_summary(time.monotonic() - began, sources, failed, log_path)
     return 1 if failed else 0
 

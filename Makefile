@@ -56,8 +56,8 @@ test: venv airflow-db compose-plugin check ## lint, then the whole test suite (u
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: check
-check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models)
-	@echo "» ruff check, ruff format --check, sqlfluff lint dbt/models"
+check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models), mypy (plugins/, spark_jobs/)
+	@echo "» ruff check, ruff format --check, sqlfluff lint dbt/models, mypy"
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && (cd dbt && $(VENV)/bin/sqlfluff lint models) && $(VENV)/bin/mypy
 
 .PHONY: compose-plugin

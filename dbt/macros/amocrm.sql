@@ -174,28 +174,14 @@ from (
 where recency = 1
 {%- endmacro %}
 
-{#-
-  A phone number in E.164 for Kazakhstan/Russia (+7 and 10 digits), or null. Accepted: digits with
-  spaces, brackets, dots and dashes, written as +7XXXXXXXXXX, 8XXXXXXXXXX, 7XXXXXXXXXX or the 10 digits
-  7XXXXXXXXX (a Kazakh number without the country code). Anything else is not a phone
-  (amocrm_phone_is_invalid tells an invalid value from an empty one).
--#}
+{#- A contact's phone in E.164 or null: the shared rules of macros/phone.sql. -#}
 {% macro amocrm_phone_e164(col) -%}
-    case
-        when not trim({{ col }}) rlike '^[+]?[0-9 ().-]+$' then null
-        when trim({{ col }}) like '+%'
-            then case when regexp_replace({{ col }}, '[^0-9]', '') rlike '^7[0-9]{10}$'
-                then concat('+', regexp_replace({{ col }}, '[^0-9]', '')) end
-        when regexp_replace({{ col }}, '[^0-9]', '') rlike '^[78][0-9]{10}$'
-            then concat('+7', substr(regexp_replace({{ col }}, '[^0-9]', ''), 2))
-        when regexp_replace({{ col }}, '[^0-9]', '') rlike '^7[0-9]{9}$'
-            then concat('+7', regexp_replace({{ col }}, '[^0-9]', ''))
-    end
+    {{ phone_e164(col) }}
 {%- endmacro %}
 
-{#- A phone value was given (not blank) but is no KZ/RU number. -#}
+{#- A phone value was given but is no KZ/RU number (macros/phone.sql). -#}
 {% macro amocrm_phone_is_invalid(col) -%}
-    (nullif(trim({{ col }}), '') is not null and {{ amocrm_phone_e164(col) }} is null)
+    {{ phone_is_invalid(col) }}
 {%- endmacro %}
 
 {#- An e-mail lower-cased and trimmed; blank is null. -#}

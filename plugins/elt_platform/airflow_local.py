@@ -256,6 +256,29 @@ def migrate(env: Mapping[str, str], log_path: Path) -> None:
         raise RuntimeError(f"airflow db migrate failed ({code}):\n" + "\n".join(tail))
 
 
+def ensure_pools(env: Mapping[str, str], log_path: Path) -> list[str]:
+    """Create the Airflow pools the registry's sources name (one slot each: a source's extract DAGs
+    share a watermark, so their tasks must not overlap). Idempotent.
+
+    Returns:
+        The pools set.
+    """
+    from elt_platform.registry import registry
+
+    pools = sorted({s.pool for s in registry().sources.values() if s.pool})
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        for pool in pools:
+            description = f"extract tasks of source {pool} (one at a time)"
+            code = subprocess.call(
+                [airflow, "pools", "set", pool, "1", description], env=dict(env), stdout=log, stderr=log
+            )
+            if code:
+                raise RuntimeError(f"airflow pools set {pool} failed ({code}); see {log_path}")
+    return pools
+
+
 # -- processes ------------------------------------------------------------------------------------------
 
 
@@ -357,6 +380,7 @@ class AirflowStack:
         if "api-server" in self.profile.components:
             users = self.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
             ensure_admin_password(Path(self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), users)
+        ensure_pools(self.env, self.log_path("pools"))
         for name, argv in self.profile.commands().items():
             with open(self.log_path(name), "ab") as log:
                 self.processes[name] = subprocess.Popen(

@@ -110,3 +110,37 @@ def onec(options: SandboxOptions) -> Iterator[str]:
     (target / ".complete").touch()
     with _env("ELT_ONEC_EXCHANGE_URI", str(area)):
         yield f"sandbox exchange folder {area} (package {ONEC_RUN_PACKAGE} from ../shared/fixtures)"
+
+
+@contextmanager
+def ident(options: SandboxOptions) -> Iterator[str]:
+    """Four iDent databases (five branches) in a throw-away PostgreSQL, reached through ODBC (psqlODBC).
+
+    Installs unixODBC + psqlODBC when missing, starts the cluster under ``$ELT_HOME/ident-sandbox/``,
+    loads a small dataset ending today 00:00 (local wall clock) and sets ``AIRFLOW_CONN_IDENT_1`` … ``_4``
+    (``odbc`` connections whose ``extra.driver`` names the driver, hence
+    ``AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA``) and ``ELT_IDENT_SANDBOX=1``.
+    """
+    from contextlib import ExitStack
+    from datetime import datetime
+
+    from elt_platform.sandbox.ident import catalog
+    from elt_platform.sandbox.ident.cluster import PostgresCluster
+    from elt_platform.sandbox.ident.driver import ensure_driver
+    from elt_platform.sandbox.ident.generator import load
+
+    ensure_driver()
+    scale = 0.5
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    directory = PlatformConfig.from_env().home / "ident-sandbox"
+    with PostgresCluster(directory, catalog.DATABASES) as cluster, ExitStack() as env:
+        load(cluster.odbc, seed=options.seed, scale=scale, now=today)
+        for number, database in enumerate(cluster.databases, start=1):
+            env.enter_context(_env(f"AIRFLOW_CONN_IDENT_{number}", json.dumps(database.airflow_connection())))
+        env.enter_context(_env("AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA", "True"))
+        env.enter_context(_env("ELT_IDENT_SANDBOX", "1"))
+        yield (
+            f"sandbox PostgreSQL 127.0.0.1:{cluster.port} via ODBC {{{cluster.databases[0].driver}}}: "
+            f"{len(cluster.names)} databases, {sum(map(len, catalog.LAYOUT))} branches, scale {scale}, "
+            f"seed {options.seed}, up to {today:%Y-%m-%d}"
+        )

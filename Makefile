@@ -52,8 +52,11 @@ run: venv airflow-db ## the main job: every source (sandboxes) → bronze → si
 	@$(VENV)/bin/elt run --days $(DAYS) --employees $(EMPLOYEES) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(V),-v)
 
 .PHONY: test
-test: venv airflow-db compose-plugin check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+test: venv airflow-db compose-plugin check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end, real scheduler)
+	@$(PY) -m pytest -m "not scheduler" $(PYTEST_ARGS)
+	@# The real-scheduler test starts Airflow's components and several Spark drivers: its own process,
+	@# with no Spark session of the suite still alive beside it.
+	@$(PY) -m pytest -m scheduler $(PYTEST_ARGS)
 
 .PHONY: check
 check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models), mypy (plugins/, spark_jobs/)

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import LOCATION_VARIABLES
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.scheduler]
 
 FIXTURES = (Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "commerceml").resolve()
 PACKAGES = ("carono_cml2.07", "irpsv_bitrix-module-6_cml3.1", "irpsv_umi-cms_cml2.04")

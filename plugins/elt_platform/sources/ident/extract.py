@@ -4,9 +4,9 @@ Two entry points (registry: ``extract_ident`` daily, ``extract_ident_receptions`
 
 * :func:`extract_interval` — all tables for the data interval ``[start, end)``:
   Receptions by ``RowVersion`` from the watermark, audit-column tables by the interval's local window
-  (widened by the manifest's overlap; the whole history while the table has no watermark), reference tables as a full snapshot, then **key-set
-  reconciliation** of the incremental tables: keys live in bronze but gone from the source get a
-  tombstone row (``is_deleted = true``).
+  (widened by the manifest's overlap; the whole history while the table has no watermark), reference
+  tables as a full snapshot, then **key-set reconciliation** of the incremental tables: keys live in
+  bronze but gone from the source get a tombstone row (``is_deleted = true``).
 * :func:`extract_receptions` — only the rowversion tables (Receptions), no reconciliation.
 
 The slice a run replaces is its ``_batch_id``: ``<start>/<end>`` for the daily run, ``receptions/<run id>``
@@ -301,6 +301,7 @@ class _Run:
         )
         kept = self.tables[name].scan(row_filter=row_filter).to_arrow()
         kept = kept.drop_columns([c for c in kept.column_names if c in LINEAGE_NAMES])
+        kept = self._latest_versions_only(name, database, kept)
         if self.mode == "daily" and self.manifest.tables[name].reconciled:
             # reconcile() stages them less the keys deleted since, and writes every tombstone anew.
             tombstone = pc.fill_null(kept.column("is_deleted"), False)
@@ -308,6 +309,32 @@ class _Run:
         else:
             self.stages[name].add(kept)
         return len(kept)
+
+    def _latest_versions_only(self, name: str, database: str, kept: pa.Table) -> pa.Table:
+        """Kept rows less those a later batch holds a newer version of (by the rowversion column).
+
+        The writer stamps kept rows with this commit's ``_loaded_at``; a superseded version kept would
+        then pass for the latest one (silver and reconciliation take the last load).
+        """
+        key_columns = [snake(k) for k in self.manifest.tables[name].key]
+        version = snake(self.manifest.tables[name].rowversion or "")
+        if not len(kept) or version not in kept.column_names:
+            return kept
+        row_filter = And(
+            EqualTo("source_db", database),  # type: ignore[call-arg, misc, arg-type]
+            NotEqualTo(SLICE_COLUMN, self.batch),  # type: ignore[call-arg, misc, arg-type]
+        )
+        others = (
+            self.tables[name].scan(row_filter=row_filter, selected_fields=(*key_columns, version)).to_arrow()
+        )
+        if not len(others):
+            return kept
+        newest = others.group_by(key_columns).aggregate([(version, "max")])
+        joined = kept.join(newest, key_columns, join_type="left outer")
+        current = pc.fill_null(
+            pc.greater_equal(joined.column(version), joined.column(f"{version}_max")), True
+        )
+        return joined.filter(current).drop_columns([f"{version}_max"]).select(kept.column_names)
 
     def commit(self) -> None:
         commit = CommitInfo(

@@ -220,13 +220,21 @@ def test_daily_rerun_after_a_micro_batch_tombstones_keys_deleted_since(opener, s
         assert not set(result.deleted) & set(live), key
         assert len(live) + len(dead) == len(set(live) | set(dead)), key  # one row per key in the slice
         assert rerun.deleted["Receptions"][key] >= len(result.deleted)
+    # The rerun's kept rows are stamped anew: a version the micro-batch superseded must not be kept.
+    everything = _rows(catalog, "Receptions")
+    latest = {}
+    for row in sorted(everything.to_pylist(), key=lambda r: r["_loaded_at"]):
+        latest[row["source_db"], row["id"]] = row
+    for key, result in ticks.items():
+        for ident in result.updated - set(result.deleted):
+            assert latest[key, ident]["_batch_id"] == "receptions/k-micro", (key, ident)
 
 
 def test_initial_daily_load_reads_the_whole_history_and_its_rerun_too(opener, store, catalog):
     """No watermark yet: an audit table's first load is every row, not the interval's day; rerunning that
     batch (the last one) re-reads the same range, so the history stays in bronze."""
     audit = [name for name, table in MANIFEST.tables.items() if table.audit]
-    start, end = DAY - timedelta(days=1), DAY
+    start, end = DAY + timedelta(days=5), DAY + timedelta(days=6)  # after every tick of the module
     source = {}
     for key, db in opener.databases.items():
         conn = pyodbc.connect(db.odbc)

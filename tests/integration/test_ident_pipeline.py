@@ -1,0 +1,388 @@
+"""End to end: the real iDent DAGs (``dag.test()``) → Iceberg bronze → dbt silver/gold, against the sandbox.
+
+Four PostgreSQL databases (five branches) reached through psqlODBC, as the launcher sets them up. The
+module runs ``extract_ident`` for ``[D-1, D)`` (the initial load), a clinic tick on database 1 (with a hard
+delete), the ``extract_ident_receptions`` micro-batch and ``transform_clinic``; then the daily extract is
+rerun (its reconciliation turns the hard delete into a tombstone) and the transform again.
+
+Expected values are computed here from the sandbox databases read with plain SQL (psycopg), the rules
+(branch, status ladder, earlier completed receptions, amounts, funnel, doctor load) written out in Python
+from the models' YAML docs, and the branch map read from the manifest YAML directly — not from the dbt SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+pyodbc = pytest.importorskip("pyodbc")
+cluster_module = pytest.importorskip("elt_platform.sandbox.ident.cluster")
+
+SEED, SCALE = 5, 0.1
+DAY = date(2025, 3, 10)  # the data ends at D 00:00 local; the daily interval is [D-1, D)
+NOW = datetime.combine(DAY, datetime.min.time())
+TICK_AT = NOW + timedelta(minutes=30)  # night: due no-shows arrive and complete, bookings, a delete
+TICKED = "1"  # the database the tick runs on (two branches share it)
+MANIFEST_YAML = Path(__file__).resolve().parents[2] / "schemas" / "sources" / "ident.yaml"
+CONF = {"start_date": (DAY - timedelta(days=1)).isoformat(), "end_date": DAY.isoformat()}
+TABLES = (
+    "Receptions", "Patients", "Persons", "Staffs", "Items", "ProfessionNames", "OwnCompanies", "Armchairs",
+    "ReceptionCancelReasons", "TreatmentPlans", "TreatmentPlanElementRelations", "TreatmentPlanStages",
+    "TreatmentPlanElements", "Orders", "OrderServiceRelation", "ServiceItems", "ServiceItemPrices",
+    "PaymentsIn",
+)  # fmt: skip
+SILVER = (
+    "silver.ident_receptions",
+    "silver.ident_patients",
+    "silver.ident_staff",
+    "silver.ident_treatment_plans",
+)
+GOLD = (
+    "gold.ident_receptions",
+    "gold.ident_reception_funnel",
+    "gold.ident_treatment_plans",
+    "gold.ident_doctor_load",
+)
+
+
+def _bronze(table: str) -> str:
+    import re
+
+    return "bronze.ident_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", table).lower()
+
+
+def _scan(table: str):
+    from elt_platform.iceberg.catalog import load_catalog
+
+    return load_catalog().load_table(table).scan().to_arrow()
+
+
+def _rows(table: str) -> list[dict]:
+    return _scan(table).to_pylist()
+
+
+def _counts(tables) -> dict[str, int]:
+    return {table: _scan(table).num_rows for table in tables}
+
+
+def _source_counts(cluster) -> dict[tuple[str, str], int]:
+    """Rows per (table, database) at the source, tables a database leaves empty omitted."""
+    import psycopg
+
+    counts = {}
+    for key, db in zip(("1", "2", "3", "4"), cluster.databases, strict=True):
+        with psycopg.connect(db.libpq) as conn:
+            for table in TABLES:
+                if n := conn.execute(f'SELECT COUNT(*) FROM dbo."{table}"').fetchone()[0]:
+                    counts[table, key] = n
+    return counts
+
+
+def _external_ids(conn, database: str) -> dict[int, str | None]:
+    """Reception ID → F<branch>_<ID> of one database, now (branch: chair → OwnCompanies → manifest)."""
+    manifest = yaml.safe_load(MANIFEST_YAML.read_text())
+    branch_of = {
+        int(company): int(number)
+        for number, b in manifest["branches"].items()
+        if str(b["database"]) == database
+        for company in b["own_companies"]
+    }
+    rows = _select(
+        conn,
+        'SELECT r."ID", a."ID_OwnCompanies" FROM dbo."Receptions" r'
+        ' LEFT JOIN dbo."Armchairs" a ON a."ID" = r."ID_Armchairs"',
+    )
+    return {
+        r["ID"]: f"F{branch_of[r['ID_OwnCompanies']]}_{r['ID']}"
+        if r["ID_OwnCompanies"] in branch_of
+        else None
+        for r in rows
+    }
+
+
+def _bronze_counts() -> dict[tuple[str, str], int]:
+    counts: Counter = Counter()
+    for table in TABLES:
+        for db in _scan(_bronze(table)).column("source_db").to_pylist():
+            counts[table, db] += 1
+    return dict(counts)
+
+
+def _select(conn, sql: str) -> list[dict]:
+    cur = conn.execute(sql)
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _status(r: dict) -> str:
+    """The ladder of silver.ident_receptions: cancelled → completed → arrived → scheduled."""
+    if r["ReceptionCanceled"] is not None or r["ID_ReceptionCancelReasons"] is not None:
+        return "cancelled"
+    if r["ReceptionEnded"] is not None or r["CheckIssued"] is not None:
+        return "completed"
+    if r["ReceptionStarted"] is not None or r["PatientAppeared"] is not None:
+        return "arrived"
+    return "scheduled"
+
+
+def _expected(cluster) -> dict:
+    """Every reception of every database as gold should show it, computed from the source rows."""
+    import psycopg
+
+    manifest = yaml.safe_load(MANIFEST_YAML.read_text())
+    branch_of = {
+        (str(b["database"]), int(company)): int(number)
+        for number, b in manifest["branches"].items()
+        for company in b["own_companies"]
+    }
+    receptions: dict[tuple[str, int], dict] = {}
+    for key, db in zip(("1", "2", "3", "4"), cluster.databases, strict=True):
+        with psycopg.connect(db.libpq) as conn:
+            chairs = {r["ID"]: r["ID_OwnCompanies"] for r in _select(conn, 'SELECT * FROM dbo."Armchairs"')}
+            price = {r["ID"]: r["Price"] for r in _select(conn, 'SELECT * FROM dbo."ServiceItemPrices"')}
+            order_reception = {
+                r["ID"]: r["ID_Receptions"] for r in _select(conn, 'SELECT * FROM dbo."Orders"')
+            }
+            amounts: dict[int, Decimal] = {}
+            for line in _select(conn, 'SELECT * FROM dbo."OrderServiceRelation"'):
+                reception = order_reception.get(line["ID_Orders"])
+                if reception is None:
+                    continue
+                value = line["CountService"] * price[line["ID_ServicePrices"]] - (line["DiscountSum"] or 0)
+                amounts[reception] = amounts.get(reception, Decimal(0)) + value
+            rows = _select(conn, 'SELECT * FROM dbo."Receptions"')
+        completed_starts = defaultdict(list)
+        for r in rows:
+            r["status"] = _status(r)
+            if r["status"] == "completed":
+                completed_starts[r["ID_Patients"]].append(r["PlanStart"])
+        for r in rows:
+            company = chairs.get(r["ID_Armchairs"])
+            branch = branch_of.get((key, company)) if company is not None else None
+            receptions[key, r["ID"]] = {
+                "source_db": key,
+                "reception_id": r["ID"],
+                "branch_number": branch,
+                "external_id": None if branch is None else f"F{branch}_{r['ID']}",
+                "status": r["status"],
+                "patient_id": r["ID_Patients"],
+                "doctor_id": r["ID_Staffs"],
+                "plan_start": r["PlanStart"],
+                "plan_end": r["PlanEnd"],
+                "amount": None if r["ID"] not in amounts else amounts[r["ID"]].quantize(Decimal("0.01")),
+                "completed_receptions_before": sum(
+                    start < r["PlanStart"] for start in completed_starts[r["ID_Patients"]]
+                ),
+            }
+    funnel: dict[tuple, Counter] = defaultdict(Counter)
+    load: dict[tuple, dict] = defaultdict(
+        lambda: {"booked": 0, "minutes": 0, "completed": 0, "revenue": Decimal(0)}
+    )
+    for r in receptions.values():
+        day = r["plan_start"].date()
+        counts = funnel[r["source_db"], r["branch_number"], day]
+        counts["receptions"] += 1
+        counts[r["status"]] += 1
+        counts["primary_receptions"] += r["completed_receptions_before"] == 0
+        if r["doctor_id"] is None:
+            continue
+        doctor = load[r["source_db"], r["doctor_id"], day]
+        if r["status"] != "cancelled":
+            doctor["booked"] += 1
+            minutes = int((r["plan_end"] - r["plan_start"]).total_seconds() // 60) if r["plan_end"] else 0
+            doctor["minutes"] += max(minutes, 0)
+        if r["status"] == "completed":
+            doctor["completed"] += 1
+            doctor["revenue"] += r["amount"] or 0
+    return {"receptions": receptions, "funnel": funnel, "load": load}
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from elt_platform.local_run import run_dag
+    from elt_platform.sandbox.ident import catalog
+    from elt_platform.sandbox.ident.activity import tick
+    from elt_platform.sandbox.ident.driver import DRIVER, driver_installed
+    from elt_platform.sandbox.ident.generator import load
+    from elt_platform.sources.ident.extract import get, watermark_key
+    from elt_platform.state.store import open_state_store
+
+    if cluster_module.postgres_bindir() is None or not driver_installed(DRIVER):
+        pytest.skip("needs PostgreSQL binaries and psqlODBC")
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        cluster_module.PostgresCluster(databases=catalog.DATABASES) as cluster,
+    ):
+        load(cluster.odbc, seed=SEED, scale=SCALE, now=NOW)
+        # As the launcher (elt_platform.sandbox.launch:ident) sets them.
+        for number, database in enumerate(cluster.databases, start=1):
+            mp.setenv(f"AIRFLOW_CONN_IDENT_{number}", json.dumps(database.airflow_connection()))
+        mp.setenv("AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA", "True")
+        mp.setenv("ELT_IDENT_SANDBOX", "1")
+
+        source_before = _source_counts(cluster)
+        run_dag("extract_ident", CONF)
+        bronze_initial = _bronze_counts()
+        key = watermark_key(TICKED, "Receptions")
+        store = open_state_store()
+        watermark_before = int(get(store, key))
+        import psycopg
+
+        with psycopg.connect(cluster.databases[int(TICKED) - 1].libpq) as pg:
+            external_before_tick = _external_ids(pg, TICKED)
+        conn = pyodbc.connect(cluster.databases[int(TICKED) - 1].odbc)
+        try:
+            ticked = tick(conn, TICK_AT, seed=1, delete_probability=1.0)
+            max_version = (
+                conn.cursor().execute('SELECT MAX("RowVersion") FROM dbo."Receptions"').fetchone()[0]
+            )
+        finally:
+            conn.close()
+        micro = run_dag("extract_ident_receptions", CONF)
+        watermark_after = int(get(store, key))
+        micro_rows = [
+            r for r in _rows("bronze.ident_receptions") if r["_batch_id"] == f"receptions/{micro.run_id}"
+        ]
+        run_dag("transform_clinic", CONF)
+        first = _counts(SILVER + GOLD)
+        first_gold = {r["external_id"] for r in _rows("gold.ident_receptions")}
+        run_dag("extract_ident", CONF)
+        run_dag("transform_clinic", CONF)
+        second = _counts(SILVER + GOLD)
+        yield {
+            "cluster": cluster,
+            "expected": _expected(cluster),
+            "source_before": source_before,
+            "source_after": _source_counts(cluster),
+            "bronze_initial": bronze_initial,
+            "tick": ticked,
+            "max_version": int(max_version),
+            "watermarks": (watermark_before, watermark_after),
+            "micro_rows": micro_rows,
+            "first": first,
+            "first_gold": first_gold,
+            "second": second,
+            "external_before_tick": external_before_tick,
+        }
+
+
+def test_initial_daily_load_matches_the_source_row_for_row(pipeline):
+    assert pipeline["bronze_initial"] == pipeline["source_before"]
+
+
+def test_micro_batch_reads_exactly_the_ticked_receptions(pipeline):
+    result = pipeline["tick"]
+    assert result.deleted and (result.inserted or result.updated)
+    by_db = defaultdict(set)
+    for row in pipeline["micro_rows"]:
+        by_db[row["source_db"]].add(row["id"])
+        assert row["is_deleted"] is False
+    assert by_db[TICKED] == (result.inserted | result.updated) - set(result.deleted)
+    assert set(by_db) <= {TICKED}
+    before, after = pipeline["watermarks"]
+    assert before < after == pipeline["max_version"]
+
+
+def test_hard_deleted_reception_is_flagged_in_silver_and_leaves_gold(pipeline):
+    deleted = set(pipeline["tick"].deleted)
+    silver = {
+        r["reception_id"]: r["is_deleted"]
+        for r in _rows("silver.ident_receptions")
+        if r["source_db"] == TICKED
+    }
+    assert all(silver[ident] is True for ident in deleted)
+    gold = {(r["source_db"], r["reception_id"]) for r in _rows("gold.ident_receptions")}
+    assert not {(TICKED, ident) for ident in deleted} & gold
+    assert sum(silver.values()) == len(deleted)
+
+
+def test_bronze_after_the_rerun_holds_the_source_state(pipeline):
+    """Latest bronze row per key (live) = the source's keys, for every table and database."""
+    from elt_platform.sources.ident.manifest import load_manifest, snake
+
+    manifest = load_manifest()
+    daily = f"{CONF['start_date']}/{CONF['end_date']}"
+    for table in TABLES:
+        rows = _scan(_bronze(table)).to_pylist()
+        if table == "Receptions":
+            latest: dict = {}
+            for row in sorted(rows, key=lambda r: r["_loaded_at"]):
+                latest[row["source_db"], row["id"]] = row["is_deleted"]
+            live = Counter(db for (db, _), dead in latest.items() if not dead)
+        else:
+            keys = [snake(k) for k in manifest.tables[table].key]
+            slice_rows = [r for r in rows if r["_batch_id"] == daily and not r["is_deleted"]]
+            assert len({(r["source_db"], *(r[k] for k in keys)) for r in slice_rows}) == len(slice_rows), (
+                table
+            )
+            live = Counter(r["source_db"] for r in slice_rows)
+        source = {db: pipeline["source_after"].get((table, db), 0) for db in ("1", "2", "3", "4")}
+        assert dict(live) == {db: n for db, n in source.items() if n}, table
+
+
+def test_gold_receptions_external_ids_status_history_and_amounts(pipeline):
+    expected = pipeline["expected"]["receptions"]
+    gold = {(r["source_db"], r["reception_id"]): r for r in _rows("gold.ident_receptions")}
+    assert len(gold) == len(expected)
+    assert set(gold) == set(expected)
+    assert {r["branch_number"] for r in gold.values() if r["source_db"] == TICKED} == {1, 2}
+    for key, want in expected.items():
+        row = gold[key]
+        assert row["external_id"] == want["external_id"], key
+        assert row["branch_number"] == want["branch_number"], key
+        assert row["status"] == want["status"], key
+        assert row["completed_receptions_before"] == want["completed_receptions_before"], key
+        assert row["amount"] == want["amount"], key
+    # At a midnight cut no visit is in progress (the tick's night arrivals are due, so they complete).
+    statuses = Counter(want["status"] for want in expected.values())
+    assert all(statuses[s] > 0 for s in ("scheduled", "completed", "cancelled")), statuses
+    assert any(want["amount"] is None for want in expected.values())
+    assert any(want["completed_receptions_before"] > 1 for want in expected.values())
+
+
+def test_funnel_counts_per_branch_day_and_status(pipeline):
+    expected = pipeline["expected"]["funnel"]
+    actual = {
+        (r["source_db"], r["branch_number"], r["reception_date"]): r
+        for r in _rows("gold.ident_reception_funnel")
+    }
+    assert set(actual) == set(expected)
+    for key, counts in expected.items():
+        row = actual[key]
+        for column in ("receptions", "scheduled", "arrived", "completed", "cancelled", "primary_receptions"):
+            assert row[column] == counts[column], (key, column)
+
+
+def test_doctor_load_minutes_and_revenue_for_every_doctor_and_day(pipeline):
+    expected = pipeline["expected"]["load"]
+    actual = {(r["source_db"], r["doctor_id"], r["work_date"]): r for r in _rows("gold.ident_doctor_load")}
+    assert set(actual) == set(expected)
+    for key, want in expected.items():
+        row = actual[key]
+        assert (row["booked_receptions"], row["booked_minutes"]) == (want["booked"], want["minutes"]), key
+        assert row["completed_receptions"] == want["completed"], key
+        assert row["revenue"] == want["revenue"].quantize(Decimal("0.01")), key
+
+
+def test_rerun_changes_no_count_but_the_reconciled_delete(pipeline):
+    first, second = pipeline["first"], pipeline["second"]
+    deleted = len(pipeline["tick"].deleted)
+    same = [t for t in SILVER if t != "silver.ident_patients"]  # the tick's new patients come daily
+    assert {t: second[t] for t in same} == {t: first[t] for t in same}
+    assert second["silver.ident_patients"] == sum(
+        n for (table, _), n in pipeline["source_after"].items() if table == "Patients"
+    )
+    assert second["gold.ident_receptions"] == first["gold.ident_receptions"] - deleted
+    assert second["gold.ident_treatment_plans"] == first["gold.ident_treatment_plans"]
+    gold = {r["external_id"] for r in _rows("gold.ident_receptions")}
+    assert pipeline["first_gold"] - gold == {
+        pipeline["external_before_tick"][i] for i in pipeline["tick"].deleted
+    }

@@ -10,10 +10,10 @@ from tests.plugins.sources.amocrm.conftest import CUSTOM_FIELD, EVENT, USER, Fak
 
 from elt_platform.http.errors import ServerError
 from elt_platform.landing import read_landed
-from elt_platform.sources.amocrm.extract import TABLES, day_filter, load_interval
+from elt_platform.sources.amocrm.extract import TABLES, commit_groups, day_filter, load_interval
 
 START, END = date(2024, 3, 1), date(2024, 3, 3)
-DAY1, DAY2 = START, START + timedelta(days=1)
+DAY1, DAY2, DAY3 = START, START + timedelta(days=1), START + timedelta(days=2)
 LEADS_FIELDS = [
     {"id": 501, "name": "БИН", "type": "text", "code": None, "sort": 1, "is_deletable": True, "enums": None},
     {
@@ -262,3 +262,74 @@ def test_the_registry_entry_names_the_tables_this_loader_writes() -> None:
 
     assert pipeline.ENTITIES == ENTITIES
     assert pipeline.SOURCE.bronze_tables == tuple(f"bronze.amocrm_{name}" for name in TABLES)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "limit", "groups"),
+    [
+        ({}, 10, [[DAY1, DAY2, DAY3]]),
+        ({DAY1: 4, DAY2: 4, DAY3: 4}, 10, [[DAY1, DAY2], [DAY3]]),
+        ({DAY1: 11, DAY3: 2}, 10, [[DAY1], [DAY2, DAY3]]),
+        ({DAY1: 2, DAY2: 30, DAY3: 2}, 10, [[DAY1], [DAY2], [DAY3]]),
+        ({DAY1: 10, DAY2: 0, DAY3: 1}, 10, [[DAY1, DAY2], [DAY3]]),
+    ],
+)
+def test_commit_groups_bound_the_bytes_of_one_commit(sizes, limit, groups) -> None:
+    assert commit_groups([DAY1, DAY2, DAY3], sizes, limit) == groups
+
+
+def _snapshots(catalog, table: str) -> int:
+    return len(catalog.load_table(f"bronze.amocrm_{table}").snapshots())
+
+
+def test_a_long_interval_is_committed_in_groups_of_days(catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    from elt_platform.sources.amocrm import extract
+
+    whole = load_interval(_api(), START, END, run_id="run-1", catalog=catalog)
+
+    def snapshots_of_a_rerun(run_id: str) -> int:
+        before = _snapshots(catalog, "leads")
+        assert load_interval(_api(), START, END, run_id=run_id, catalog=catalog).rows == whole.rows
+        return _snapshots(catalog, "leads") - before
+
+    in_one_commit = snapshots_of_a_rerun("run-2")
+    monkeypatch.setattr(extract, "COMMIT_BYTES", 1)  # every day a commit of its own
+
+    assert snapshots_of_a_rerun("run-3") == 2 * in_one_commit  # leads has rows on both days
+    assert _counts(catalog) == whole.rows
+    assert {run for (run,) in _rows(catalog, "leads", "_run_id")} == {"run-3"}
+
+
+def test_a_failing_group_rolls_back_the_groups_before_it(catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    import elt_platform.bronze.transaction as transaction
+    from elt_platform.sources.amocrm import extract
+
+    load_interval(_api(), START, END, run_id="run-1", catalog=catalog)
+    before = {name: _rows(catalog, name, "_run_id", "id") for name in ("leads", "tasks")}
+    monkeypatch.setattr(extract, "COMMIT_BYTES", 1)
+    real = transaction.replace_slice
+
+    def failing(table, data, **kwargs):
+        if table.name()[-1] == "amocrm_leads" and kwargs["values"] == [DAY2]:
+            raise OSError("object store unavailable")
+        return real(table, data, **kwargs)
+
+    monkeypatch.setattr(transaction, "replace_slice", failing)
+    with pytest.raises(OSError, match="object store unavailable"):
+        load_interval(_api(), START, END, run_id="run-2", catalog=catalog)
+
+    assert {name: _rows(catalog, name, "_run_id", "id") for name in ("leads", "tasks")} == before
+
+
+def test_freed_memory_goes_back_after_every_commit(catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    from elt_platform.sources.amocrm import extract
+
+    calls = []
+    monkeypatch.setattr(extract, "release_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(extract, "COMMIT_BYTES", 1)
+
+    load_interval(_api(), START, END, run_id="run-1", catalog=catalog)
+
+    # One commit per snapshot table; with a 1-byte budget, one per day for each day-sliced table.
+    snapshots = ("pipelines", "users", "custom_fields")
+    assert len(calls) == len(snapshots) + 2 * (len(TABLES) - len(snapshots))

@@ -185,7 +185,11 @@ def test_leaving_the_stack_stops_every_component(profile: Profile, monkeypatch: 
     assert len(tree) == 2
     assert all(p.poll() is not None for p in stack.processes.values())
     assert all(_gone(pid) for pid in tree)
-    assert {p.name for p in stack.profile.log_dir.iterdir()} == {"scheduler.log", "dag-processor.log"}
+    assert {p.name for p in stack.profile.log_dir.iterdir()} == {
+        "scheduler.log",
+        "dag-processor.log",
+        "pools.log",
+    }
 
 
 # -- backfill requests ---------------------------------------------------------------------------------

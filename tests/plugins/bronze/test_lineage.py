@@ -28,8 +28,9 @@ def test_lineage_columns_are_present_and_filled(catalog, relative):
     replace_slice(
         table,
         records_to_arrow([record], spec),
-        column=spec.slice_column,
-        values=[record[spec.slice_column]],
+        # A table without a declared slice column is replaced by its batch (the _batch_id lineage).
+        column=spec.slice_column or "_batch_id",
+        values=[record[spec.slice_column] if spec.slice_column else "batch-1"],
         commit=commit,
     )
 

@@ -37,7 +37,7 @@ BRONZE_TYPES: dict[str, str] = {
     "bit": "boolean",
     "datetime": "timestamp",
     "date": "date",
-    "decimal": "decimal(28,10)",
+    "decimal": "decimal(28, 10)",
     "nvarchar": "string",
 }
 SourceType = Literal["int", "bigint", "rowversion", "bit", "datetime", "date", "decimal", "nvarchar"]

@@ -67,6 +67,11 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         # Iceberg honours dynamic mode for INSERT OVERWRITE: only the partitions written are replaced.
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.session.timeZone": "UTC",
+        # Bronze is written by pyiceberg, often moments before Spark (dbt) reads it — in the same process
+        # embedded, in the long-lived Thrift server in production. Iceberg's CachingCatalog would serve
+        # table metadata up to 30 s old: a tombstone or a rerun's slice committed just before a
+        # transform would be invisible to it. Always load the current metadata.
+        f"{prefix}.cache-enabled": "false",
     }
     if kind == "rest":
         conf[f"{prefix}.type"] = "rest"

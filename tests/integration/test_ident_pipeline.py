@@ -21,14 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-#: Known issue (issue 10 stays open): run alone this module passes (8 passed); run after the other
-#: end-to-end modules in one session, the ticked hard delete was counted one off in gold and the
-#: funnel/doctor-load sets differed. Not yet explained; kept visible instead of hidden.
-KNOWN_ISSUE = pytest.mark.xfail(
-    reason="iDent e2e differs by the hard-deleted reception when run after the other e2e modules",
-    strict=False,
-)
-pytestmark = [pytest.mark.integration, pytest.mark.spark, KNOWN_ISSUE]
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 pyodbc = pytest.importorskip("pyodbc")
 cluster_module = pytest.importorskip("elt_platform.sandbox.ident.cluster")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from spark_jobs.session import session_conf
+from spark_jobs.session import catalog_conf, session_conf
 
 
 def _log4j_file(conf: dict[str, str]) -> Path:
@@ -32,3 +32,9 @@ def test_driver_console_logging_goes_to_stdout(tmp_path):
 def test_derby_home_stays_under_the_platform_home(tmp_path):
     options = session_conf({"ELT_HOME": str(tmp_path)})["spark.driver.extraJavaOptions"]
     assert f"-Dderby.system.home={tmp_path.resolve() / 'derby'}" in options.split()
+
+
+def test_spark_never_serves_cached_table_metadata(tmp_path):
+    # pyiceberg commits bronze moments before Spark reads it (same process embedded, the long-lived
+    # Thrift server in production): a cached snapshot hid a just-written tombstone from silver.
+    assert catalog_conf({"ELT_HOME": str(tmp_path)})["spark.sql.catalog.lakehouse.cache-enabled"] == "false"

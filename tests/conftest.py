@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 #: Variables that would point the lakehouse somewhere other than ``ELT_HOME`` (see ``config.py``).
+#: ``bench/harness.py`` keeps the same list for the benchmarks (tests do not import benchmarks).
 LOCATION_VARIABLES = (
     "ELT_ICEBERG_CATALOG_TYPE",
     "ELT_ICEBERG_CATALOG_URI",
@@ -54,6 +55,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     home = config.stash.get(_SESSION_HOME, None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_handlers_do_not_outlive_a_test():
+    """Remove root handlers a test installed (e.g. ``elt`` CLI's ``logging.basicConfig`` bound to that
+    test's captured stderr): later tests would log into a closed stream and print logging tracebacks."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in before]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -257,26 +257,27 @@ def migrate(env: Mapping[str, str], log_path: Path) -> None:
 
 
 def ensure_pools(env: Mapping[str, str], log_path: Path) -> list[str]:
-    """Create the Airflow pools the registry's sources name (one slot each: a source's extract DAGs
-    share a watermark, so their tasks must not overlap). Idempotent.
+    """Create the registry's pools (:meth:`Registry.pools`, one slot each) in ``env``'s metadata DB.
+
+    The stack's ``AIRFLOW_HOME`` is not this process's, hence ``airflow pools set`` in a subprocess
+    rather than :func:`elt_platform.local_run.ensure_pools`. Idempotent.
 
     Returns:
         The pools set.
     """
     from elt_platform.registry import registry
 
-    pools = sorted({s.pool for s in registry().sources.values() if s.pool})
+    pools = registry().pools()
     airflow = str(Path(sys.executable).with_name("airflow"))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        for pool in pools:
-            description = f"extract tasks of source {pool} (one at a time)"
+        for pool, description in sorted(pools.items()):
             code = subprocess.call(
                 [airflow, "pools", "set", pool, "1", description], env=dict(env), stdout=log, stderr=log
             )
             if code:
                 raise RuntimeError(f"airflow pools set {pool} failed ({code}); see {log_path}")
-    return pools
+    return sorted(pools)
 
 
 # -- processes ------------------------------------------------------------------------------------------
@@ -475,8 +476,7 @@ def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout)
     Returns:
         0 after Ctrl-C/SIGTERM, 1 when a component exited on its own.
     """
-    from elt_platform.registry import registry
-    from elt_platform.runs.extract import call
+    from elt_platform.registry import call, registry
     from elt_platform.sandbox.launch import SandboxOptions
 
     with _sigterm_as_interrupt(), ExitStack() as stack:

@@ -118,7 +118,7 @@ def _endpoint(source) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from elt_platform.local_run import DagRunFailed, quiet_terminal, run_dag
-    from elt_platform.runs.extract import call
+    from elt_platform.registry import call
     from elt_platform.sandbox.launch import SandboxOptions
 
     try:

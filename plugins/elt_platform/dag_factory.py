@@ -31,23 +31,20 @@ from airflow.sdk import (
 from elt_platform.assets import gold_assets, silver_assets, table_asset, trigger_asset
 from elt_platform.registry import Domain, Extract, Source, registry
 
-INTERVAL_PARAMS = {
-    "start_date": Param(
-        None, type=["null", "string"], format="date", description="First day to load (manual runs)."
-    ),
-    "end_date": Param(
-        None, type=["null", "string"], format="date", description="Day after the last one (exclusive)."
-    ),
-}
+
+def _date_params(start_doc: str, end_doc: str) -> dict[str, Param]:
+    """Optional ``start_date``/``end_date`` params (ISO dates) of a manual run."""
+    return {
+        "start_date": Param(None, type=["null", "string"], format="date", description=start_doc),
+        "end_date": Param(None, type=["null", "string"], format="date", description=end_doc),
+    }
+
+
+INTERVAL_PARAMS = _date_params("First day to load (manual runs).", "Day after the last one (exclusive).")
 PACKAGE_PARAMS = {
     "path": Param(None, type=["null", "string"], description="Load this package instead."),
 }
-TRANSFORM_PARAMS = {
-    "start_date": Param(
-        None, type=["null", "string"], format="date", description="Also rebuild from this day (manual)."
-    ),
-    "end_date": Param(None, type=["null", "string"], format="date", description="…to this day, exclusive."),
-}
+TRANSFORM_PARAMS = _date_params("Also rebuild from this day (manual).", "…to this day, exclusive.")
 
 
 def _requested_interval(context) -> tuple[date, date]:

@@ -107,13 +107,17 @@ def _report(dag_id: str, run, began: float) -> DagRunReport:
     return DagRunReport(dag_id, run.run_id, _state(run.state), time.monotonic() - began, tasks)
 
 
-def _ensure_pools(dag) -> None:
-    """Create the pools the DAG's tasks name (one slot, as ``airflow_local.ensure_pools`` does)."""
+def ensure_pools() -> list[str]:
+    """Create the registry's pools (:meth:`Registry.pools`, one slot each) in this process's metadata DB."""
     from airflow.models.pool import Pool
 
-    for pool in sorted({t.pool for t in dag.tasks if t.pool and t.pool != "default_pool"}):
+    from elt_platform.registry import registry
+
+    pools = registry().pools()
+    for pool, description in sorted(pools.items()):
         if Pool.get_pool(pool) is None:
-            Pool.create_or_update_pool(pool, 1, f"extract tasks of source {pool} (one at a time)", False)
+            Pool.create_or_update_pool(pool, 1, description, False)
+    return sorted(pools)
 
 
 def run_dag(
@@ -132,7 +136,7 @@ def run_dag(
         DagRunFailed: the run did not succeed (when ``check``); the failed tasks are named.
     """
     dag = load_dag(dag_id)
-    _ensure_pools(dag)
+    ensure_pools()
     if not retries:
         for task in dag.tasks:
             task.retries = 0

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 ExtractKind = Literal["interval", "package"]
 RebuildKind = Literal["interval", "state"]
@@ -229,6 +229,15 @@ class Registry:
         """Every extract DAG with its source, in source order."""
         return [(s, e) for s in self.sources.values() for e in s.extracts]
 
+    def pools(self) -> dict[str, str]:
+        """Airflow pools the sources name → their description. Each has one slot: a source's extract
+        DAGs share its watermarks, so their tasks must not overlap."""
+        return {
+            s.pool: f"extract tasks of source {s.name} (one at a time)"
+            for s in self.sources.values()
+            if s.pool
+        }
+
     def domains_of(self, source: str) -> list[Domain]:
         """The domains consuming ``source``."""
         return [self.domains[d] for d in self.sources[source].domains]
@@ -241,6 +250,12 @@ class Registry:
             if source is None or source in domain.sources:
                 names += [*domain.silver_tables, *domain.gold_tables]
         return list(dict.fromkeys(names))
+
+
+def call(dotted: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a callable declarations name as ``module:function`` (imported only now, on a worker)."""
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
 
 def _declarations(package: str) -> list[ModuleType]:

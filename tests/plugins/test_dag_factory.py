@@ -102,6 +102,8 @@ def test_registry_holds_the_shipped_sources():
     assert {e.dag_id for _, e in reg.extracts()} >= {"extract_alaqan", "extract_onec", "extract_onec_stocks"}
     assert reg.domains["attendance"].sources == ("alaqan",)
     assert reg.domains["catalog"].rebuild == "state"
+    # iDent's daily and minute extracts share its watermarks: one pool of one slot serialises them.
+    assert set(reg.pools()) == {"ident"}
     # The CLI's table lists come from here: every 1C bronze table, silver and gold included.
     assert len([t for t in reg.tables("onec") if t.startswith("bronze.")]) == 15
     assert "gold.alaqan_monthly_summary" in reg.tables("alaqan")

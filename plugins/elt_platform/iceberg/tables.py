@@ -5,7 +5,8 @@ writer creates the table from it, evolves it when a column is added, and builds 
 column order. Besides ``table``, ``columns`` and ``partition_by`` a declaration may name:
 
 * ``slice_column``: the column a load replaces by (a day, a package id); the default slice column of
-  :mod:`elt_platform.bronze.slices` and :mod:`elt_platform.bronze.transaction`;
+  :mod:`elt_platform.bronze.slices` and :mod:`elt_platform.bronze.transaction`. A table without one
+  is replaced by its load batch, the ``_batch_id`` lineage column (:attr:`TableSpec.replace_column`);
 * ``natural_key``: the columns that identify one source record. Bronze keeps duplicates (sources
   repeat records, every package is kept); silver deduplicates on this key, latest load first, and
   the silver quality suite of the same table checks it unique (``tests/plugins/iceberg`` holds them
@@ -94,6 +95,8 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 """Columns the writer stamps on every bronze table (declared here once, never in ``schemas/bronze``)."""
 
 LINEAGE_NAMES = frozenset(c.name for c in LINEAGE_COLUMNS)
+#: The lineage column holding a row's load batch (a data interval, a package id, a run's batch).
+BATCH_COLUMN = "_batch_id"
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,11 @@ class TableSpec:
     @property
     def namespace(self) -> str:
         return self.identifier.split(".", 1)[0]
+
+    @property
+    def replace_column(self) -> str:
+        """The column a load replaces by: the declared slice column, else the load batch."""
+        return self.slice_column or BATCH_COLUMN
 
     def iceberg_schema(self) -> Schema:
         """The Iceberg schema, field ids numbered from 1 in declaration order."""

@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from importlib import import_module
-from typing import Any
 
-from elt_platform.registry import Extract, Source, registry
+from elt_platform.registry import Extract, Source, call, registry
 
 log = logging.getLogger(__name__)
-
-
-def call(dotted: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``module:function`` (declarations name callables so parsing a DAG imports nothing)."""
-    module, _, name = dotted.partition(":")
-    return getattr(import_module(module), name)(*args, **kwargs)
 
 
 def interval_key(start: date, end: date) -> str:

@@ -21,7 +21,7 @@ def domain_settings(domain: Domain) -> DbtSettings:
     """The domain's dbt vars and Spark SQL conf, resolved from platform settings."""
     if not domain.dbt_settings:
         return DbtSettings()
-    from elt_platform.runs.extract import call
+    from elt_platform.registry import call
 
     return call(domain.dbt_settings)
 

@@ -28,8 +28,7 @@ def test_lineage_columns_are_present_and_filled(catalog, relative):
     replace_slice(
         table,
         records_to_arrow([record], spec),
-        # A table without a declared slice column is replaced by its batch (the _batch_id lineage).
-        column=spec.slice_column or "_batch_id",
+        column=spec.replace_column,
         values=[record[spec.slice_column] if spec.slice_column else "batch-1"],
         commit=commit,
     )

@@ -47,7 +47,7 @@ from sqlalchemy import select
 
 from elt_platform.bronze.arrow import records_to_arrow
 from elt_platform.bronze.transaction import SliceTransaction
-from elt_platform.iceberg.tables import LINEAGE_NAMES, TableSpec, load_spec
+from elt_platform.iceberg.tables import BATCH_COLUMN, LINEAGE_NAMES, TableSpec, load_spec
 from elt_platform.iceberg.writer import CommitInfo, ensure_table
 from elt_platform.sources.ident import queries
 from elt_platform.sources.ident.client import IdentClient, OdbcSettings
@@ -59,7 +59,7 @@ from elt_platform.state.store import StateStore, utcnow
 log = logging.getLogger(__name__)
 
 SOURCE = "ident"
-SLICE_COLUMN = "_batch_id"
+SLICE_COLUMN = BATCH_COLUMN  # no slice column declared: a run replaces its own batch
 #: Lower bound of an audit table's initial load (no watermark yet): SQL Server datetime's range starts 1753.
 AUDIT_EPOCH = datetime(1753, 1, 1)
 Mode = Literal["daily", "receptions"]

@@ -8,8 +8,10 @@ sets the variables listed in ``.env.example`` (REST catalog, S3 warehouse and la
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spark_jobs.session import CATALOG_NAME, session_conf
 
@@ -81,6 +83,42 @@ def load_env_file(path: Path | None = None) -> Path | None:
         return None
     load_dotenv(path, override=False)
     return path
+
+
+def is_time_zone(name: str) -> bool:
+    """Whether ``name`` is a zone of the IANA time zone database (``Asia/Almaty``; not ``+05:00``).
+
+    Zone names are quoted into SQL (dbt vars), so every setting holding one is checked with this: nothing
+    but a real zone name may pass.
+    """
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
+def time_zone_setting(
+    env: Mapping[str, str], name: str, default: str, *, error: type[ValueError] = ValueError
+) -> str:
+    """A source's time zone: the variable ``name`` (stripped), else ``default`` (the registry's zone).
+
+    Args:
+        env: The environment.
+        name: The variable, e.g. ``ELT_ALAQAN_TIMEZONE``.
+        default: The zone when the variable is unset or blank.
+        error: The source's configuration error, raised for a zone the database does not know.
+
+    Returns:
+        An IANA zone name.
+
+    Raises:
+        ValueError: ``error``, naming the variable and the value.
+    """
+    zone = (env.get(name) or "").strip() or default
+    if not is_time_zone(zone):
+        raise error(f"{name}={zone!r}: not an IANA time zone (e.g. Asia/Almaty)")
+    return zone
 
 
 def dbt_env(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -38,6 +38,10 @@ from elt_platform.http.errors import (
 from elt_platform.http.limits import Breaker, Budget
 from elt_platform.http.redaction import Redactor, redact_third_party_logs
 from elt_platform.http.retry import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_BACKOFF_MAX_SECONDS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER_SECONDS,
     DEFAULT_RETRY_STATUSES,
     RETRYABLE_EXCEPTIONS,
     RetryableFailure,
@@ -49,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = f"elt-platform (python-requests/{requests.__version__})"
 AUTH_STATUSES = frozenset({401, 403})
+#: ``(connect, read)`` seconds per attempt: a page of a few hundred KB (an Alaqan day, 250 amoCRM leads with
+#: their embedded parts) arrives well within a minute even from a slow backend, and a task never hangs.
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
 _UNSET: Any = object()
 
 
@@ -121,6 +128,26 @@ class _Call:
     refreshed: bool = False
 
 
+class HttpOptions(TypedDict, total=False):
+    """The tuning keywords of :class:`HttpClient` a source client passes through unchanged.
+
+    A source client declares ``**options: Unpack[HttpOptions]`` instead of repeating them (and their
+    defaults, the layer's); see :class:`HttpClient` for what each one means.
+    """
+
+    timeout: float | tuple[float, float]
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    max_retry_after: float
+    retry_statuses: Collection[int]
+    user_agent: str
+    pool_maxsize: int
+    sleep: Callable[[float], None]
+    rng: random.Random | None
+    now: Callable[[], datetime]
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
@@ -149,11 +176,11 @@ class HttpClient:
         account: str | None,
         budget: Budget | None = None,
         breaker: Breaker | None = None,
-        timeout: float | tuple[float, float] = (10.0, 60.0),
-        max_retries: int = 6,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
-        max_retry_after: float = 300.0,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_base: float = DEFAULT_BACKOFF_BASE_SECONDS,
+        backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER_SECONDS,
         retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES,
         classify: Callable[[HttpResponse], str | None] | None = None,
         session: requests.Session | None = None,

@@ -28,6 +28,25 @@ def is_json_type(content_type: str | None) -> bool:
     return bool(content_type and _JSON_TYPE.match(content_type.strip()))
 
 
+def json_type_name(value: Any) -> str:
+    """The JSON type of a decoded value as messages name it: ``object``, ``array``, ``string``, ``boolean``,
+    ``number`` or ``null`` (a non-JSON Python value: its class name).
+
+    Parsers quote the type, never the value, in quarantine reasons and errors: the value may be personal data.
+    """
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "null" if value is None else type(value).__name__
+
+
 def _strip_bom(body: bytes) -> bytes:
     return body[len(codecs.BOM_UTF8) :] if body.startswith(codecs.BOM_UTF8) else body
 

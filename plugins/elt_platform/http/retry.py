@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 
 import requests
 
+# One policy for every account; a source overrides a value only when its API asks for another.
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_MAX_RETRIES = 6
+DEFAULT_BACKOFF_BASE_SECONDS = 1.0
+DEFAULT_BACKOFF_MAX_SECONDS = 60.0
+# A Retry-After beyond this is capped: one header must not park a task slot for hours.
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 300.0
 
 # Transport failures worth another attempt. ChunkedEncodingError is how requests reports a body cut
 # mid-transfer (fewer bytes than announced): a transport fault, unlike a complete-but-invalid JSON body.

@@ -7,15 +7,15 @@ the ``X-Api-Key`` auth and the translation of errors into the ``Alaqan*Error`` f
 anywhere: not in ``repr``, exceptions or log lines (URLs are logged, headers are not; IINs are masked).
 """
 
-from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import requests
 
+from elt_platform.http.accounts import connection_limits
 from elt_platform.http.auth import ApiKeyHeader
-from elt_platform.http.client import HttpClient, HttpResponse
+from elt_platform.http.client import HttpClient, HttpOptions, HttpResponse
 from elt_platform.http.errors import HttpError
 from elt_platform.http.limits import Breaker, Budget, LocalBudget
 from elt_platform.sources.alaqan.errors import as_alaqan_error
@@ -25,17 +25,10 @@ from elt_platform.sources.alaqan.settings import (
     API_KEY_HEADER,
     BY_DATE_PATH,
     BY_IIN_PATH,
-    CONNECT_TIMEOUT_SECONDS,
     DEFAULT_API_PATH,
-    DEFAULT_BACKOFF_BASE_SECONDS,
-    DEFAULT_BACKOFF_MAX_SECONDS,
     DEFAULT_BASE_URL,
     DEFAULT_BURST,
-    DEFAULT_MAX_RETRIES,
     DEFAULT_REQUESTS_PER_SECOND,
-    MAX_RETRY_AFTER_SECONDS,
-    READ_TIMEOUT_SECONDS,
-    RETRY_STATUSES,
 )
 
 
@@ -103,14 +96,10 @@ class AlaqanClient:
         *,
         requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND,
         burst: int = DEFAULT_BURST,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        timeout: float | tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
-        backoff_base: float = DEFAULT_BACKOFF_BASE_SECONDS,
-        backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
-        max_retry_after: float = MAX_RETRY_AFTER_SECONDS,
         session: requests.Session | None = None,
         budget: Budget | None = None,
         breaker: Breaker | None = None,
+        **options: Unpack[HttpOptions],
     ) -> None:
         """Create a client.
 
@@ -120,23 +109,18 @@ class AlaqanClient:
             requests_per_second: Rate of the default in-process budget; None disables it. Ignored when
                 ``budget`` is given.
             burst: Requests allowed back to back after an idle period (default budget only).
-            max_retries: Extra attempts after the first on 429/5xx/connection errors/timeouts.
-            timeout: Seconds, or ``(connect, read)`` seconds, per request.
-            backoff_base: First backoff ceiling in seconds; doubles per attempt (full jitter).
-            backoff_max: Ceiling of a single backoff sleep.
-            max_retry_after: Cap applied to a server's ``Retry-After``.
             session: Session to use (tests, connection pooling); not closed by :meth:`close`.
             budget: The request budget of the account ``alaqan:<host>`` (e.g. the state store's,
                 shared across processes); default: an in-process token bucket at ``requests_per_second``.
             breaker: The account's circuit breaker (e.g. the state store's); default: none.
+            **options: Timeouts and retries of :class:`~elt_platform.http.client.HttpClient`
+                (``max_retries``, ``timeout``, ``backoff_base``…); default: the HTTP layer's policy.
 
         Raises:
             ValueError: If ``api_key`` is empty or ``max_retries`` is negative.
         """
         if not api_key:
             raise ValueError("Alaqan API key is empty: set the password of the Airflow connection")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.account = account_for(self.base_url)
         self.requests_per_second = None if budget is not None else requests_per_second
@@ -146,13 +130,8 @@ class AlaqanClient:
             account=self.account,
             budget=budget if budget is not None else LocalBudget(requests_per_second, burst),
             breaker=breaker,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            max_retry_after=max_retry_after,
-            retry_statuses=RETRY_STATUSES,
             session=session,
+            **options,
         )
 
     @property
@@ -181,13 +160,12 @@ class AlaqanClient:
         Raises:
             ValueError: If the connection has no password.
         """
-        extra: Mapping[str, Any] = getattr(conn, "extra_dejson", None) or {}
-        kwargs: dict[str, Any] = {}
-        if extra.get("requests_per_second") is not None:
-            kwargs["requests_per_second"] = float(extra["requests_per_second"])
-        for name in ("burst", "max_retries"):
-            if extra.get(name) is not None:
-                kwargs[name] = int(extra[name])
+        limits = connection_limits(
+            getattr(conn, "extra_dejson", None), DEFAULT_REQUESTS_PER_SECOND, DEFAULT_BURST
+        )
+        kwargs: dict[str, Any] = {"requests_per_second": limits.requests_per_second, "burst": limits.burst}
+        if limits.max_retries is not None:
+            kwargs["max_retries"] = limits.max_retries
         kwargs.update(overrides)
         return cls(connection_base_url(conn), getattr(conn, "password", None) or "", **kwargs)
 

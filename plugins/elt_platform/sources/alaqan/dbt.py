@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from elt_platform.config import time_zone_setting
 from elt_platform.pii import pii_masking
 from elt_platform.registry import DbtSettings
 
@@ -37,14 +37,7 @@ def alaqan_timezone(env: Mapping[str, str] | None = None) -> str:
     from elt_platform.sources.alaqan.pipeline import SOURCE
 
     env = os.environ if env is None else env
-    zone = (env.get(TIMEZONE_ENV) or "").strip() or SOURCE.timezone
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise TimezoneConfigError(
-            f"{TIMEZONE_ENV}={zone!r}: not an IANA time zone (e.g. Asia/Almaty)"
-        ) from exc
-    return zone
+    return time_zone_setting(env, TIMEZONE_ENV, SOURCE.timezone, error=TimezoneConfigError)
 
 
 def dbt_settings(env: Mapping[str, str] | None = None) -> DbtSettings:

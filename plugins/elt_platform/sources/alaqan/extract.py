@@ -121,16 +121,16 @@ def extract_interval(start: date, end: date, *, run_id: str) -> dict:
     """
     from airflow.sdk import BaseHook
 
-    from elt_platform.http.accounts import shared_limits
+    from elt_platform.http.accounts import limits_from_connection
     from elt_platform.sources.alaqan.client import AlaqanClient, account_for, connection_base_url
     from elt_platform.sources.alaqan.settings import CONN_ID, DEFAULT_BURST, DEFAULT_REQUESTS_PER_SECOND
 
     connection = BaseHook.get_connection(CONN_ID)
-    extra = getattr(connection, "extra_dejson", None) or {}
-    budget, breaker = shared_limits(
+    budget, breaker = limits_from_connection(
         account_for(connection_base_url(connection)),
-        float(extra.get("requests_per_second") or DEFAULT_REQUESTS_PER_SECOND),
-        int(extra.get("burst") or DEFAULT_BURST),
+        getattr(connection, "extra_dejson", None),
+        DEFAULT_REQUESTS_PER_SECOND,
+        DEFAULT_BURST,
     )
     with AlaqanClient.from_connection(connection, budget=budget, breaker=breaker) as client:
         return load_days(client.by_date, start, end, run_id=run_id).as_dict()

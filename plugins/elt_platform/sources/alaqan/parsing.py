@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from elt_platform.http.decoding import json_type_name
 from elt_platform.sources.alaqan.errors import AlaqanPayloadError
 from elt_platform.sources.alaqan.settings import EVENTS
 
@@ -72,17 +73,8 @@ def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _DuplicateKe
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, dict | _DuplicateKeys):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "null" if value is None else type(value).__name__
+    # A _DuplicateKeys is a list only in Python: in the payload it was an object.
+    return "object" if isinstance(value, _DuplicateKeys) else json_type_name(value)
 
 
 def _detail(value: Any) -> str:

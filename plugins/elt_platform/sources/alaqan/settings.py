@@ -19,17 +19,8 @@ BY_IIN_PATH = "employees/byIin"
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 DEFAULT_BURST = 1
 
-CONNECT_TIMEOUT_SECONDS = 10.0
-# A byDate body for a busy day is a few hundred KB; a minute covers a slow backend without hanging a task.
-READ_TIMEOUT_SECONDS = 60.0
-
-DEFAULT_MAX_RETRIES = 6
-DEFAULT_BACKOFF_BASE_SECONDS = 1.0
-DEFAULT_BACKOFF_MAX_SECONDS = 60.0
-# A Retry-After beyond this is capped: a task slot should not sleep for hours on one header.
-MAX_RETRY_AFTER_SECONDS = 300.0
-
-# What the shared HTTP layer retries (401/403 never are: a wrong key does not heal by waiting).
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Timeouts, retries, backoff and the statuses retried are the HTTP layer's policy for every account
+# (elt_platform.http.retry, DEFAULT_TIMEOUT in elt_platform.http.client): a byDate body for a busy day is a
+# few hundred KB, well within its read timeout; 401/403 are never retried (a wrong key does not heal).
 
 EVENTS = ("entry", "exit")

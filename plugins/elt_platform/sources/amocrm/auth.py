@@ -31,8 +31,6 @@ from elt_platform.sources.amocrm.connection import ConnectionConfig
 from elt_platform.sources.amocrm.settings import (
     AUTH_OAUTH,
     CONN_ID,
-    CONNECT_TIMEOUT_SECONDS,
-    READ_TIMEOUT_SECONDS,
     TOKEN_MAX_RETRIES,
 )
 from elt_platform.state.tokens import TokenPair, TokenStore
@@ -103,7 +101,6 @@ class TokenEndpoint:
             auth=self._secrets,
             account=config.account,
             breaker=breaker,
-            timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
             max_retries=TOKEN_MAX_RETRIES,
             classify=classify_ban,
             session=session,

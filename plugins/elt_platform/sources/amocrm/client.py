@@ -19,16 +19,15 @@ come from :class:`~elt_platform.http.client.HttpClient`; this module adds:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from elt_platform.http.auth import Auth, BearerToken, OAuth2RefreshingBearer
-from elt_platform.http.client import HttpClient, HttpResponse
+from elt_platform.http.client import HttpClient, HttpOptions, HttpResponse
 from elt_platform.http.errors import AuthError, BannedError, PayloadError
 from elt_platform.http.limits import Breaker, Budget, LocalBudget
 from elt_platform.sources.amocrm.auth import AUTH_COMMAND, AmoCrmTokenProvider, GrantError, TokenEndpoint
@@ -37,17 +36,10 @@ from elt_platform.sources.amocrm.parsing import has_next
 from elt_platform.sources.amocrm.settings import (
     AUTH_OAUTH,
     CONN_ID,
-    CONNECT_TIMEOUT_SECONDS,
-    DEFAULT_BACKOFF_BASE_SECONDS,
-    DEFAULT_BACKOFF_MAX_SECONDS,
     DEFAULT_BURST,
-    DEFAULT_MAX_RETRIES,
     DEFAULT_REQUESTS_PER_SECOND,
     MAX_PAGES,
-    MAX_RETRY_AFTER_SECONDS,
     PAGE_SIZE,
-    READ_TIMEOUT_SECONDS,
-    RETRY_STATUSES,
 )
 
 #: A JSON 403 (not the HTML ban page): the token is fine, the integration's user may not read the entity.
@@ -155,15 +147,10 @@ class AmoCrmClient:
         breaker: Breaker | None = None,
         requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND,
         burst: int = DEFAULT_BURST,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        timeout: float | tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
-        backoff_base: float = DEFAULT_BACKOFF_BASE_SECONDS,
-        backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
-        max_retry_after: float = MAX_RETRY_AFTER_SECONDS,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         auth_hint: str = "",
         closing: tuple[Any, ...] = (),
+        **options: Unpack[HttpOptions],
     ) -> None:
         """Create a client.
 
@@ -175,15 +162,11 @@ class AmoCrmClient:
             breaker: The account's circuit breaker (opened on a ban); default: none.
             requests_per_second: Rate of the default budget (None: unlimited). Ignored with ``budget``.
             burst: Burst of the default budget.
-            max_retries: Extra attempts after the first on 429/5xx/connection errors/timeouts.
-            timeout: Seconds, or ``(connect, read)`` seconds, per attempt.
-            backoff_base: First backoff ceiling in seconds (full jitter, doubling).
-            backoff_max: Ceiling of one backoff.
-            max_retry_after: Cap on a server's ``Retry-After``.
             session: Session to use (closed by :meth:`close`); default: a counting session of its own.
-            sleep: Sleeps between attempts (tests).
             auth_hint: Appended to 401 errors (what to do about them).
             closing: Further objects with ``close()`` this client owns (the OAuth token endpoint).
+            **options: Timeouts and retries of :class:`~elt_platform.http.client.HttpClient`
+                (``max_retries``, ``timeout``, ``sleep`` between attempts…); default: the HTTP layer's policy.
         """
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.account = account_for(self.base_url)
@@ -199,15 +182,9 @@ class AmoCrmClient:
             account=self.account,
             budget=budget if budget is not None else LocalBudget(requests_per_second, burst),
             breaker=breaker,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            max_retry_after=max_retry_after,
-            retry_statuses=RETRY_STATUSES,
             classify=classify_ban,
             session=self._session,
-            sleep=sleep,
+            **options,
         )
 
     @classmethod

@@ -40,11 +40,12 @@ def cmd_amocrm_auth(args: argparse.Namespace) -> int:
     from elt_platform.http.errors import HttpError
     from elt_platform.sources.amocrm.auth import exchange_authorization_code
     from elt_platform.sources.amocrm.connection import ConnectionConfig
+    from elt_platform.sources.amocrm.settings import AUTH_OAUTH
 
     try:
         connection = BaseHook.get_connection(args.conn_id)
         config = ConnectionConfig.from_connection(connection)
-        if config.auth != "oauth2":
+        if config.auth != AUTH_OAUTH:
             print(
                 f"✘ {config.account}: the {args.conn_id} connection holds a long-lived token "
                 "(no login = client id): nothing to authorise",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from elt_platform.http.accounts import connection_limits
 from elt_platform.http.redaction import MASK
 from elt_platform.sources.amocrm.settings import (
     API_PATH,
@@ -159,6 +160,7 @@ class ConnectionConfig:
             what = "long-lived token" if auth == AUTH_LONG_LIVED else "OAuth client secret"
             raise ValueError(f"{CONN_ID}: the connection's password (the {what}) is empty")
         redirect_uri = extra.get("redirect_uri")
+        limits = connection_limits(extra, DEFAULT_REQUESTS_PER_SECOND, DEFAULT_BURST)
         if auth == AUTH_OAUTH and (not login or not redirect_uri):
             raise ValueError(
                 f"{CONN_ID}: OAuth 2.0 needs login = client id, password = client secret and "
@@ -171,7 +173,7 @@ class ConnectionConfig:
             secret=secret,
             client_id=login if auth == AUTH_OAUTH else None,
             redirect_uri=redirect_uri if auth == AUTH_OAUTH else None,
-            requests_per_second=float(extra.get("requests_per_second") or DEFAULT_REQUESTS_PER_SECOND),
-            burst=int(extra.get("burst") or DEFAULT_BURST),
-            max_retries=None if extra.get("max_retries") is None else int(extra["max_retries"]),
+            requests_per_second=limits.requests_per_second,
+            burst=limits.burst,
+            max_retries=limits.max_retries,
         )

@@ -22,8 +22,8 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from elt_platform.config import time_zone_setting
 from elt_platform.pii import pii_masking
 from elt_platform.registry import DbtSettings
 
@@ -106,14 +106,7 @@ def amocrm_timezone(env: Mapping[str, str] | None = None) -> str:
     from elt_platform.sources.amocrm.pipeline import SOURCE
 
     env = os.environ if env is None else env
-    zone = (env.get(TIMEZONE_ENV) or "").strip() or SOURCE.timezone
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise TimezoneConfigError(
-            f"{TIMEZONE_ENV}={zone!r}: not an IANA time zone (e.g. Asia/Almaty)"
-        ) from exc
-    return zone
+    return time_zone_setting(env, TIMEZONE_ENV, SOURCE.timezone, error=TimezoneConfigError)
 
 
 def _describe(fields: Mapping[str, Mapping[str, int | str]]) -> str:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from elt_platform.http.decoding import json_type_name
+
 #: Reason codes a quarantined record can carry (the part of ``reason`` before ``": "``).
 QUARANTINE_REASONS = (
     "record_not_object",
@@ -72,15 +74,29 @@ class Shape:
     nested: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
-_CUSTOM_FIELDS_VALUES = {"custom_fields_values": ("custom_fields_values", list)}
 _AUDIT = ("responsible_user_id", "created_by", "updated_by", "created_at", "updated_at")
+
+
+def _crm_entity(
+    key: str, *, ints: tuple[str, ...], strings: tuple[str, ...], embedded: Mapping[str, str]
+) -> Shape:
+    """Leads, contacts and companies: sliced by their update day, soft-deletable, with custom-field values."""
+    return Shape(
+        key=key,
+        slice_column="updated_date",
+        cursor="updated_at",
+        ints=ints,
+        strings=strings,
+        bools=("is_deleted",),
+        json={"custom_fields_values": ("custom_fields_values", list)},
+        embedded=embedded,
+    )
+
 
 #: Entity → its shape; the columns are those of ``schemas/bronze/amocrm/<entity>.yaml``.
 SHAPES: dict[str, Shape] = {
-    "leads": Shape(
-        key="leads",
-        slice_column="updated_date",
-        cursor="updated_at",
+    "leads": _crm_entity(
+        "leads",
         ints=(
             "price",
             "responsible_user_id",
@@ -96,28 +112,18 @@ SHAPES: dict[str, Shape] = {
             "labor_cost",
         ),
         strings=("name",),
-        bools=("is_deleted",),
-        json=_CUSTOM_FIELDS_VALUES,
         embedded={"tags_json": "tags", "contacts_json": "contacts", "companies_json": "companies"},
     ),
-    "contacts": Shape(
-        key="contacts",
-        slice_column="updated_date",
-        cursor="updated_at",
+    "contacts": _crm_entity(
+        "contacts",
         ints=_AUDIT,
         strings=("name", "first_name", "last_name"),
-        bools=("is_deleted",),
-        json=_CUSTOM_FIELDS_VALUES,
         embedded={"companies_json": "companies", "leads_json": "leads"},
     ),
-    "companies": Shape(
-        key="companies",
-        slice_column="updated_date",
-        cursor="updated_at",
+    "companies": _crm_entity(
+        "companies",
         ints=_AUDIT,
         strings=("name",),
-        bools=("is_deleted",),
-        json=_CUSTOM_FIELDS_VALUES,
         embedded={"contacts_json": "contacts", "leads_json": "leads"},
     ),
     "tasks": Shape(
@@ -194,27 +200,13 @@ def to_json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "null" if value is None else type(value).__name__
-
-
 def _int(value: Any, column: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # some PHP serialisers send 500.0 for 500
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Rejected(f"bad_type: {column} is a {_json_type(value)}, expected an integer")
+        raise _Rejected(f"bad_type: {column} is a {json_type_name(value)}, expected an integer")
     if not _INT64[0] <= value <= _INT64[1]:
         raise _Rejected(f"bad_type: {column} does not fit a 64-bit integer")
     return value
@@ -225,13 +217,13 @@ def _str(value: Any, column: str) -> str | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # a name like "1" sent as a number loses nothing
-    raise _Rejected(f"bad_type: {column} is a {_json_type(value)}, expected a string")
+    raise _Rejected(f"bad_type: {column} is a {json_type_name(value)}, expected a string")
 
 
 def _bool(value: Any, column: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    raise _Rejected(f"bad_type: {column} is a {_json_type(value)}, expected a boolean")
+    raise _Rejected(f"bad_type: {column} is a {json_type_name(value)}, expected a boolean")
 
 
 def _record_id(record: Mapping[str, Any], kind: type) -> int | str:
@@ -240,10 +232,10 @@ def _record_id(record: Mapping[str, Any], kind: type) -> int | str:
     value = record["id"]
     if kind is str:
         if not isinstance(value, str) or not value.strip():
-            raise _Rejected(f"bad_id: id is a {_json_type(value)}, expected a non-empty string")
+            raise _Rejected(f"bad_id: id is a {json_type_name(value)}, expected a non-empty string")
         return value
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _INT64[1]:
-        raise _Rejected(f"bad_id: id is a {_json_type(value)}, expected a positive integer")
+        raise _Rejected(f"bad_id: id is a {json_type_name(value)}, expected a positive integer")
     return value
 
 
@@ -257,7 +249,7 @@ def _slice_day(record: Mapping[str, Any], cursor: str, first: date, end: date) -
     if value is None:
         raise _Rejected(f"missing_timestamp: record has no {cursor}")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Rejected(f"bad_timestamp: {cursor} is a {_json_type(value)}, expected Unix seconds")
+        raise _Rejected(f"bad_timestamp: {cursor} is a {json_type_name(value)}, expected Unix seconds")
     try:
         day = utc_day(value)
     except (OverflowError, OSError, ValueError):
@@ -272,7 +264,7 @@ def _embedded_parts(record: Mapping[str, Any]) -> Mapping[str, Any]:
     if embedded is None or embedded == []:  # PHP encodes an empty map as []
         return {}
     if not isinstance(embedded, dict):
-        raise _Rejected(f"bad_embedded: _embedded is a {_json_type(embedded)}, expected an object")
+        raise _Rejected(f"bad_embedded: _embedded is a {json_type_name(embedded)}, expected an object")
     return embedded
 
 
@@ -288,14 +280,16 @@ def _row(record: Mapping[str, Any], shape: Shape, slice_day: date) -> dict[str, 
         value = record.get(key)
         if value is not None and expected is not None and not isinstance(value, expected):
             kind = "an array" if expected is list else "an object"
-            raise _Rejected(f"bad_type: {key} is a {_json_type(value)}, expected {kind}")
+            raise _Rejected(f"bad_type: {key} is a {json_type_name(value)}, expected {kind}")
         row[column] = to_json(value)
     if shape.embedded:
         parts = _embedded_parts(record)
         for column, part in shape.embedded.items():
             value = parts.get(part)
             if value is not None and not isinstance(value, list):
-                raise _Rejected(f"bad_embedded: _embedded.{part} is a {_json_type(value)}, expected an array")
+                raise _Rejected(
+                    f"bad_embedded: _embedded.{part} is a {json_type_name(value)}, expected an array"
+                )
             row[column] = to_json(value)
     for column, (key, sub_key) in shape.nested.items():
         container = record.get(key)
@@ -333,7 +327,7 @@ def parse_records(
     for record in records:
         try:
             if not isinstance(record, dict):
-                raise _Rejected(f"record_not_object: a {_json_type(record)}")
+                raise _Rejected(f"record_not_object: a {json_type_name(record)}")
             day = first if shape.cursor is None else _slice_day(record, shape.cursor, first, end)
             row = _row(record, shape, day)
         except _Rejected as rejected:
@@ -364,14 +358,14 @@ def page_records(data: Any, key: str, what: str) -> list[Any]:
     if data is None:
         return []
     if not isinstance(data, dict):
-        raise PageShapeError(f"{what}: page is a JSON {_json_type(data)}, expected an object")
+        raise PageShapeError(f"{what}: page is a JSON {json_type_name(data)}, expected an object")
     embedded = data.get("_embedded")
     if not isinstance(embedded, dict) or key not in embedded:
-        keys = sorted(embedded)[:10] if isinstance(embedded, dict) else _json_type(embedded)
+        keys = sorted(embedded)[:10] if isinstance(embedded, dict) else json_type_name(embedded)
         raise PageShapeError(f"{what}: page has no _embedded.{key} (found {keys}); keys {sorted(data)[:10]}")
     records = embedded[key]
     if not isinstance(records, list):
-        raise PageShapeError(f"{what}: _embedded.{key} is a {_json_type(records)}, expected an array")
+        raise PageShapeError(f"{what}: _embedded.{key} is a {json_type_name(records)}, expected an array")
     return records
 
 

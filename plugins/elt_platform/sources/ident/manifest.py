@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -24,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from elt_platform.config import REPO_ROOT
+from elt_platform.config import REPO_ROOT, is_time_zone
 
 MANIFEST_PATH = REPO_ROOT / "schemas" / "sources" / "ident.yaml"
 
@@ -69,10 +68,8 @@ class Database(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+        if not is_time_zone(value):
+            raise ValueError(f"unknown time zone {value!r}")
         return value
 
 

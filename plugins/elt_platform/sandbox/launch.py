@@ -14,8 +14,12 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from elt_platform.config import REPO_ROOT, PlatformConfig
+
+if TYPE_CHECKING:  # the launchers import the sandboxes lazily, inside each function
+    from elt_platform.sandbox.server import SandboxServer
 
 #: Real 1C exports beside the checkout (``../shared/fixtures``); ``make run`` replays one of them.
 ONEC_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "commerceml"
@@ -44,18 +48,31 @@ def _env(name: str, value: str) -> Iterator[None]:
 
 
 @contextmanager
+def _serving(server: SandboxServer, variable: str, **connection: object) -> Iterator[None]:
+    """Start ``server`` and, while it runs, set ``variable`` to an ``http`` connection to its API.
+
+    Args:
+        server: The sandbox server, not started.
+        variable: The ``AIRFLOW_CONN_*`` environment variable the extract reads.
+        **connection: Fields of the connection beyond ``conn_type`` and ``host`` (``password``, ``extra``).
+    """
+    server.start()
+    try:
+        with _env(variable, json.dumps({"conn_type": "http", "host": server.base_url, **connection})):
+            yield
+    finally:
+        server.stop()
+
+
+@contextmanager
 def alaqan(options: SandboxOptions) -> Iterator[str]:
     """The Alaqan sandbox on a free 127.0.0.1 port, as the ``alaqan_default`` connection."""
     from elt_platform.sandbox.alaqan.generator import AlaqanDataset
     from elt_platform.sandbox.alaqan.server import SandboxServer
 
-    server = SandboxServer(AlaqanDataset(seed=options.seed, employees=options.employees)).start()
-    connection = json.dumps({"conn_type": "http", "host": server.base_url, "password": server.api_key})
-    try:
-        with _env("AIRFLOW_CONN_ALAQAN_DEFAULT", connection):
-            yield f"sandbox {server.root_url} ({options.employees} employees, seed {options.seed})"
-    finally:
-        server.stop()
+    server = SandboxServer(AlaqanDataset(seed=options.seed, employees=options.employees))
+    with _serving(server, "AIRFLOW_CONN_ALAQAN_DEFAULT", password=server.api_key):
+        yield f"sandbox {server.root_url} ({options.employees} employees, seed {options.seed})"
 
 
 @contextmanager
@@ -76,20 +93,10 @@ def amocrm(options: SandboxOptions) -> Iterator[str]:
     token = default_long_lived_token()
     server = AmoCrmSandboxServer(
         dataset, long_lived_token=token, requests_per_second=requests_per_second, follow_wall_clock=True
-    ).start()
-    connection = json.dumps(
-        {
-            "conn_type": "http",
-            "host": server.base_url,
-            "password": token,
-            "extra": {"requests_per_second": requests_per_second},
-        }
     )
-    try:
-        with _env("AIRFLOW_CONN_AMOCRM_DEFAULT", connection):
-            yield f"sandbox {server.root_url} ({leads} leads by {today:%Y-%m-%d}, seed {options.seed})"
-    finally:
-        server.stop()
+    extra = {"requests_per_second": requests_per_second}
+    with _serving(server, "AIRFLOW_CONN_AMOCRM_DEFAULT", password=token, extra=extra):
+        yield f"sandbox {server.root_url} ({leads} leads by {today:%Y-%m-%d}, seed {options.seed})"
 
 
 @contextmanager

@@ -137,21 +137,3 @@ class AlaqanSandbox(Sandbox):
                 return await run_in_threadpool(lambda: _json_body(self.dataset.by_iin(iin, start, end)))
 
             return await self.serve(request, "byIin", answer)
-
-
-def create_app(dataset: AlaqanDataset, api_key: str, faults: FaultConfig | None = None) -> FastAPI:
-    """Build the Alaqan sandbox app (what the CLI serves).
-
-    Args:
-        dataset: Deterministic data to serve.
-        api_key: The key clients must send in ``X-Api-Key``.
-        faults: Faults in force at start; None means none. Change later through
-            ``app.state.sandbox.state.set_faults(...)`` or ``PUT /__sandbox/faults``.
-
-    Returns:
-        The FastAPI application; its :class:`AlaqanSandbox` is ``app.state.sandbox``.
-
-    Raises:
-        ValueError: If ``api_key`` is empty.
-    """
-    return AlaqanSandbox(dataset, api_key, faults).create_app()

@@ -13,7 +13,6 @@ from elt_platform.sandbox.faults import FaultConfig
 API_KEY_ENV = "ALAQAN_SANDBOX_API_KEY"
 #: Development-only key, used when neither an argument nor ``ALAQAN_SANDBOX_API_KEY`` gives one.
 DEFAULT_API_KEY = "sandbox-key"
-API_PATH = AlaqanSandbox.api_path
 
 
 def default_api_key() -> str:

@@ -7,25 +7,20 @@ or the ``amocrm_default`` connection at. The long-lived token comes from ``--lon
 """
 
 import argparse
-import json
 import time
 from datetime import UTC, datetime
 
-import uvicorn
-
-from elt_platform.sandbox.admin import ADMIN_PREFIX
 from elt_platform.sandbox.amocrm.app import AmoCrmSandbox
 from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
 from elt_platform.sandbox.amocrm.oauth import TokenStore
 from elt_platform.sandbox.amocrm.server import (
-    API_PATH,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     TOKEN_ENV,
     default_long_lived_token,
 )
+from elt_platform.sandbox.cli import serve_from_command_line, server_parser
 from elt_platform.sandbox.faults import FaultConfig
-from elt_platform.sandbox.server import bind_socket, uvicorn_config
 
 
 def _aware(value: str) -> datetime:
@@ -34,13 +29,10 @@ def _aware(value: str) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m elt_platform.sandbox.amocrm",
-        description="Serve a deterministic fake amoCRM API v4 (leads, contacts, companies, tasks, events).",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=8766, help="TCP port, 0 = any free (default: %(default)s)"
+    parser = server_parser(
+        "python -m elt_platform.sandbox.amocrm",
+        "Serve a deterministic fake amoCRM API v4 (leads, contacts, companies, tasks, events).",
+        port=8766,
     )
     parser.add_argument(
         "--leads", type=int, default=2000, help="leads existing at --now (default: %(default)s)"
@@ -65,28 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"accepted bearer (default: ${TOKEN_ENV}, else a development token)",
     )
-    parser.add_argument(
-        "--faults", default=None, metavar="JSON", help="initial fault config (see FaultConfig)"
-    )
-    parser.add_argument("--no-access-log", action="store_true", help="do not log request lines")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, build the dataset and serve until interrupted.
-
-    Args:
-        argv: Arguments without the program name; None reads ``sys.argv``.
-
-    Returns:
-        Process exit code.
-    """
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        faults = FaultConfig.from_dict(json.loads(args.faults)) if args.faults else None
-    except ValueError as exc:
-        parser.error(f"--faults: {exc}")
+def _sandbox(args: argparse.Namespace, faults: FaultConfig | None) -> tuple[AmoCrmSandbox, str]:
     now = args.now or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = args.start or datetime.fromtimestamp(now.timestamp() - 182 * 86_400, UTC)
     began = time.monotonic()
@@ -99,18 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = AmoCrmSandbox(
         dataset, tokens, requests_per_second=args.rps, faults=faults, follow_wall_clock=args.follow_wall_clock
     )
-    sock = bind_socket(args.host, args.port)
-    root = f"http://{args.host}:{sock.getsockname()[1]}"
-    print(
-        f"amoCRM sandbox: {root}{API_PATH}  ({dataset!r}, built in {time.monotonic() - began:.1f}s)",
-        flush=True,
+    return sandbox, f"{dataset!r}, built in {time.monotonic() - began:.1f}s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, build the dataset and serve until interrupted.
+
+    Args:
+        argv: Arguments without the program name; None reads ``sys.argv``.
+
+    Returns:
+        Process exit code.
+    """
+    return serve_from_command_line(
+        _parser(), argv, _sandbox, title="amoCRM sandbox", admin_routes=("clock", "ban", "oauth/code")
     )
-    admin = root + ADMIN_PREFIX
-    print(
-        f"  admin: {admin}/faults  {admin}/stats  {admin}/clock  {admin}/ban  {admin}/oauth/code", flush=True
-    )
-    server = uvicorn.Server(
-        uvicorn_config(sandbox.create_app(), access_log=not args.no_access_log, configure_logging=True)
-    )
-    server.run(sockets=[sock])
-    return 0

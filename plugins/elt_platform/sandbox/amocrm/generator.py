@@ -25,16 +25,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from elt_platform.sandbox.amocrm.account import PIPELINES, Pipeline, User, make_users
 from elt_platform.sandbox.amocrm.records import (
     Event,
     LeadState,
-    company_events,
     company_record,
-    contact_events,
     contact_record,
+    entity_events,
     event_record,
     is_deleted_at,
     lead_events,
@@ -457,8 +457,8 @@ class AmoCrmDataset:
         )
         makers: dict[int, tuple[Callable[[int], Any], Callable[[Any], list[Event]]]] = {
             LEAD: (self.book.lead, lead_events),
-            CONTACT: (self.book.contact, contact_events),
-            COMPANY: (self.book.company, company_events),
+            CONTACT: (self.book.contact, partial(entity_events, CONTACT)),
+            COMPANY: (self.book.company, partial(entity_events, COMPANY)),
         }
         found: list[Event] = []
         for kind in kinds:

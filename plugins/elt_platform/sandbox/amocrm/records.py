@@ -6,6 +6,7 @@ and which related ids to embed. Field order and presence follow the documentatio
 ``shared/fixtures/amocrm/ogi4i_amocrm-client/``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -16,6 +17,7 @@ from elt_platform.sandbox.amocrm.account import (
     COMPANY_INDUSTRY_FIELD,
     CONTACT_EMAIL_FIELD,
     CONTACT_PHONE_FIELD,
+    CUSTOM_FIELDS,
     EMAIL_ENUMS,
     LEAD_BIN_FIELD,
     LEAD_SOURCE_FIELD,
@@ -146,29 +148,35 @@ def _closed_at(statuses: tuple[tuple[int, int], ...], t: int) -> int | None:
     return closed
 
 
-def _lead_fields(script: LeadScript) -> list[dict[str, Any]] | None:
-    fields = []
-    if script.bin is not None:
-        fields.append(
-            {
-                "field_id": LEAD_BIN_FIELD,
-                "field_name": "БИН",
-                "field_code": None,
-                "field_type": "text",
-                "values": [{"value": script.bin}],
-            }
-        )
-    if script.source is not None:
-        enum_id, value = script.source
-        fields.append(
-            {
-                "field_id": LEAD_SOURCE_FIELD,
-                "field_name": "Источник",
-                "field_code": None,
-                "field_type": "select",
-                "values": [{"value": value, "enum_id": enum_id}],
-            }
-        )
+#: Custom-field definitions by id (names, codes and types declared once, in ``account.CUSTOM_FIELDS``).
+_FIELD_BY_ID = {field["id"]: field for fields in CUSTOM_FIELDS.values() for field in fields}
+
+
+def _text(value: str | None) -> list[dict[str, Any]]:
+    return [] if value is None else [{"value": value}]
+
+
+def _select(choice: tuple[int, str] | None) -> list[dict[str, Any]]:
+    return [] if choice is None else [{"value": choice[1], "enum_id": choice[0]}]
+
+
+def _multitext(values: tuple[tuple[str, str], ...], enums: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"value": value, "enum_id": enums[enum], "enum_code": enum} for value, enum in values]
+
+
+def _custom_fields(values_by_field: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    """``custom_fields_values`` of a record: the fields that have values, None when none has (as the API)."""
+    fields = [
+        {
+            "field_id": field_id,
+            "field_name": _FIELD_BY_ID[field_id]["name"],
+            "field_code": _FIELD_BY_ID[field_id]["code"],
+            "field_type": _FIELD_BY_ID[field_id]["type"],
+            "values": values,
+        }
+        for field_id, values in values_by_field.items()
+        if values
+    ]
     return fields or None
 
 
@@ -226,23 +234,15 @@ def lead_record(
         "closed_at": _closed_at(script.statuses, t),
         "closest_task_at": None,
         "is_deleted": False,
-        "custom_fields_values": _lead_fields(script),
+        "custom_fields_values": _custom_fields(
+            {LEAD_BIN_FIELD: _text(script.bin), LEAD_SOURCE_FIELD: _select(script.source)}
+        ),
         "score": None,
         "account_id": ACCOUNT_ID,
         "labor_cost": None,
         "is_price_modified_by_robot": False,
         "_links": _link(root, f"leads/{lead_id}"),
         "_embedded": embedded,
-    }
-
-
-def _multitext(field_id: int, name: str, code: str, enums: dict[str, int], values: tuple) -> dict[str, Any]:
-    return {
-        "field_id": field_id,
-        "field_name": name,
-        "field_code": code,
-        "field_type": "multitext",
-        "values": [{"value": value, "enum_id": enums[enum], "enum_code": enum} for value, enum in values],
     }
 
 
@@ -261,11 +261,6 @@ def contact_record(script: ContactScript, t: int, root: str, *, leads: list[int]
     """
     contact_id = ID_BASE[CONTACT] + script.number
     phones, emails = as_of(script.fields, t)
-    fields = []
-    if phones:
-        fields.append(_multitext(CONTACT_PHONE_FIELD, "Телефон", "PHONE", PHONE_ENUMS, phones))
-    if emails:
-        fields.append(_multitext(CONTACT_EMAIL_FIELD, "Email", "EMAIL", EMAIL_ENUMS, emails))
     last = updated_at(script.changes, t)
     embedded: dict[str, Any] = {
         "tags": [],
@@ -285,7 +280,12 @@ def contact_record(script: ContactScript, t: int, root: str, *, leads: list[int]
         "created_at": script.created_at,
         "updated_at": last,
         "closest_task_at": None,
-        "custom_fields_values": fields or None,
+        "custom_fields_values": _custom_fields(
+            {
+                CONTACT_PHONE_FIELD: _multitext(phones, PHONE_ENUMS),
+                CONTACT_EMAIL_FIELD: _multitext(emails, EMAIL_ENUMS),
+            }
+        ),
         "account_id": ACCOUNT_ID,
         "_links": _link(root, f"contacts/{contact_id}"),
         "_embedded": embedded,
@@ -297,28 +297,6 @@ def company_record(
 ) -> dict[str, Any]:
     """A company as ``GET /api/v4/companies`` shows it at ``t``; ``contacts``/``leads`` as for contacts."""
     company_id = ID_BASE[COMPANY] + script.number
-    fields = []
-    if script.bin is not None:
-        fields.append(
-            {
-                "field_id": COMPANY_BIN_FIELD,
-                "field_name": "БИН",
-                "field_code": None,
-                "field_type": "text",
-                "values": [{"value": script.bin}],
-            }
-        )
-    if script.industry is not None:
-        enum_id, value = script.industry
-        fields.append(
-            {
-                "field_id": COMPANY_INDUSTRY_FIELD,
-                "field_name": "Сфера",
-                "field_code": None,
-                "field_type": "select",
-                "values": [{"value": value, "enum_id": enum_id}],
-            }
-        )
     embedded: dict[str, Any] = {"tags": []}
     if contacts is not None:
         embedded["contacts"] = [_ref(root, CONTACT, number) for number in contacts]
@@ -334,7 +312,9 @@ def company_record(
         "created_at": script.created_at,
         "updated_at": updated_at(script.changes, t),
         "closest_task_at": None,
-        "custom_fields_values": fields or None,
+        "custom_fields_values": _custom_fields(
+            {COMPANY_BIN_FIELD: _text(script.bin), COMPANY_INDUSTRY_FIELD: _select(script.industry)}
+        ),
         "account_id": ACCOUNT_ID,
         "_links": _link(root, f"companies/{company_id}"),
         "_embedded": embedded,
@@ -344,7 +324,7 @@ def company_record(
 def task_record(script: TaskScript, t: int, root: str) -> dict[str, Any]:
     """A task as ``GET /api/v4/tasks`` shows it at ``t`` (``result`` only once completed)."""
     task_id = ID_BASE[TASK] + script.number
-    completed = bool(script.completed_at) and script.completed_at <= t
+    completed = task_is_completed(script, t)
     entity_kind = {"leads": LEAD, "contacts": CONTACT, "companies": COMPANY}[script.entity_type]
     record: dict[str, Any] = {
         "id": task_id,
@@ -397,89 +377,44 @@ def event_id(at: int, kind: int, number: int, ordinal: int) -> str:
     )
 
 
-def _lifecycle(
-    kind: int, number: int, created: int, by: int, deleted: int, restored: int, restorer: int
-) -> list:
+def _lifecycle(kind: int, script: LeadScript | ContactScript | CompanyScript, remover: int) -> list:
     name = _ENTITY_TYPE[kind]
-    events: list[tuple[int, str, int, list, list]] = [(created, f"{name}_added", by, [], [])]
-    if deleted:
-        events.append((deleted, f"{name}_deleted", restorer, [], []))
-    if restored:
-        events.append((restored, f"{name}_restored", restorer, [], []))
+    events: list[tuple[int, str, int, list, list]] = [
+        (script.created_at, f"{name}_added", script.created_by, [], [])
+    ]
+    if script.deleted_at:
+        events.append((script.deleted_at, f"{name}_deleted", remover, [], []))
+    if script.restored_at:
+        events.append((script.restored_at, f"{name}_restored", remover, [], []))
     return events
 
 
 def lead_events(script: LeadScript) -> list[Event]:
     """Every event of the lead's life (also the future ones; the dataset cuts at its clock)."""
-    raw = _lifecycle(
-        LEAD,
-        script.number,
-        script.created_at,
-        script.created_by,
-        script.deleted_at,
-        script.restored_at,
-        as_of(script.responsibles, script.deleted_at or script.created_at),
-    )
+    responsibles = script.responsibles
+    raw = _lifecycle(LEAD, script, as_of(responsibles, script.deleted_at or script.created_at))
     pipeline = script.pipeline_id
-    for (_, before), (at, after) in pairwise(script.statuses):
-        raw.append(
-            (
-                at,
-                "lead_status_changed",
-                as_of(script.responsibles, at),
-                [{"lead_status": {"id": before, "pipeline_id": pipeline}}],
-                [{"lead_status": {"id": after, "pipeline_id": pipeline}}],
-            )
-        )
-    for (_, before), (at, after) in pairwise(script.prices):
-        raw.append(
-            (
-                at,
-                "sale_field_changed",
-                as_of(script.responsibles, at),
-                [{"sale": {"price": before}}],
-                [{"sale": {"price": after}}],
-            )
-        )
-    for (_, before), (at, after) in pairwise(script.responsibles):
-        raw.append(
-            (
-                at,
-                "entity_responsible_changed",
-                before,
-                [{"responsible_user": {"id": before}}],
-                [{"responsible_user": {"id": after}}],
-            )
-        )
+    # (history, event type, the event's value for one history value): one event per change, in this order.
+    changes: tuple[tuple[tuple[tuple[int, int], ...], str, Callable[[int], dict[str, Any]]], ...] = (
+        (
+            script.statuses,
+            "lead_status_changed",
+            lambda s: {"lead_status": {"id": s, "pipeline_id": pipeline}},
+        ),
+        (script.prices, "sale_field_changed", lambda price: {"sale": {"price": price}}),
+        (responsibles, "entity_responsible_changed", lambda user: {"responsible_user": {"id": user}}),
+    )
+    for history, event_type, value in changes:
+        for (_, before), (at, after) in pairwise(history):
+            # A hand-over is made by the user handing over; other changes by whoever is responsible then.
+            by = before if history is responsibles else as_of(responsibles, at)
+            raw.append((at, event_type, by, [value(before)], [value(after)]))
     return _numbered(LEAD, script.number, raw)
 
 
-def contact_events(script: ContactScript) -> list[Event]:
-    """Added / deleted / restored events of a contact."""
-    raw = _lifecycle(
-        CONTACT,
-        script.number,
-        script.created_at,
-        script.created_by,
-        script.deleted_at,
-        script.restored_at,
-        script.responsible_user_id,
-    )
-    return _numbered(CONTACT, script.number, raw)
-
-
-def company_events(script: CompanyScript) -> list[Event]:
-    """Added / deleted / restored events of a company."""
-    raw = _lifecycle(
-        COMPANY,
-        script.number,
-        script.created_at,
-        script.created_by,
-        script.deleted_at,
-        script.restored_at,
-        script.responsible_user_id,
-    )
-    return _numbered(COMPANY, script.number, raw)
+def entity_events(kind: int, script: ContactScript | CompanyScript) -> list[Event]:
+    """Added / deleted / restored events of a contact (``kind`` CONTACT) or a company (COMPANY)."""
+    return _numbered(kind, script.number, _lifecycle(kind, script, script.responsible_user_id))
 
 
 def _numbered(kind: int, number: int, raw: list) -> list[Event]:

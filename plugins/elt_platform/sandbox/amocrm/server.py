@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Unpack
 
 from elt_platform.sandbox import server
 from elt_platform.sandbox.amocrm.app import AmoCrmSandbox
@@ -18,7 +19,6 @@ TOKEN_ENV = "AMOCRM_SANDBOX_TOKEN"
 DEFAULT_LONG_LIVED_TOKEN = "sandbox-amocrm-long-lived-token"
 DEFAULT_CLIENT_ID = "sandbox-client-id"
 DEFAULT_CLIENT_SECRET = "sandbox-client-secret"
-API_PATH = AmoCrmSandbox.api_path
 
 
 def default_long_lived_token() -> str:
@@ -51,10 +51,7 @@ class AmoCrmSandboxServer(server.SandboxServer):
         token_clock: Callable[[], float] = time.time,
         follow_wall_clock: bool = False,
         faults: FaultConfig | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        access_log: bool = False,
-        startup_timeout: float = 5.0,
+        **options: Unpack[server.ServerOptions],
     ) -> None:
         """Prepare (not start) a server.
 
@@ -70,10 +67,7 @@ class AmoCrmSandboxServer(server.SandboxServer):
             token_clock: Clock of token expiry (tests pass a fake one to expire tokens).
             follow_wall_clock: Advance the dataset's clock to the current minute before each request.
             faults: Faults in force at start.
-            host: Interface to bind; keep the loopback default outside experiments.
-            port: TCP port; 0 picks a free one.
-            access_log: Log request lines through the ``uvicorn.access`` logger.
-            startup_timeout: Seconds :meth:`start` waits for uvicorn before failing.
+            **options: ``host``, ``port``, ``access_log``, ``startup_timeout`` of the generic server.
         """
         self.dataset = dataset if dataset is not None else AmoCrmDataset()
         self.tokens = TokenStore(
@@ -94,10 +88,7 @@ class AmoCrmSandboxServer(server.SandboxServer):
                 faults=faults,
                 follow_wall_clock=follow_wall_clock,
             ),
-            host=host,
-            port=port,
-            access_log=access_log,
-            startup_timeout=startup_timeout,
+            **options,
         )
 
     @property

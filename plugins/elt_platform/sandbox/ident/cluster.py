@@ -1,8 +1,9 @@
 """A throw-away PostgreSQL cluster standing in for the clinics' SQL Server instances.
 
 ``PostgresCluster`` runs ``initdb`` + ``pg_ctl start -w`` in a directory on a free 127.0.0.1 port, creates
-the databases asked for, and hands out ODBC connection strings for psqlODBC (and libpq ones for bulk
-loading). As root, the cluster runs as the ``postgres`` account (or ``nobody``): ``initdb`` refuses root.
+the databases asked for, and hands out ODBC connection strings for psqlODBC (libpq ones for bulk loading,
+SQLAlchemy URLs for other users of a throw-away Postgres). As root, the cluster runs as the ``postgres``
+account (or ``nobody``): ``initdb`` refuses root.
 TCP logins need the generated password (scram-sha-256), as a real server would.
 """
 
@@ -52,6 +53,11 @@ class Database:
         )
 
     @property
+    def url(self) -> str:
+        """The SQLAlchemy URL (``postgresql+psycopg://``) of the same database."""
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.name}"
+
+    @property
     def libpq(self) -> str:
         """A libpq conninfo string (psycopg) for the same database."""
         return (
@@ -98,9 +104,15 @@ class PostgresCluster:
     Args:
         directory: where the cluster lives (``data/``, ``server.log``); a temporary directory if None,
             removed at stop. As root the directory must be reachable by the unprivileged account.
-        databases: names of the databases to create.
+        databases: names of the databases to create (may be empty: ``database(name)`` reaches any,
+            e.g. the ``postgres`` maintenance database).
         bindir: the PostgreSQL binaries (found on PATH or under ``/usr/lib/postgresql`` if None).
         port: the port (a free one if None).
+        max_connections: the server's ``max_connections``.
+
+    Example:
+        >>> with PostgresCluster(databases=["state"]) as cluster:  # doctest: +SKIP
+        ...     engine = sqlalchemy.create_engine(cluster.databases[0].url)
     """
 
     def __init__(
@@ -110,6 +122,7 @@ class PostgresCluster:
         *,
         bindir: Path | None = None,
         port: int | None = None,
+        max_connections: int = 50,
     ) -> None:
         found = bindir or postgres_bindir()
         if found is None:
@@ -121,14 +134,19 @@ class PostgresCluster:
         self.log = self.directory / "server.log"
         self.port = port or free_port()
         self.names = tuple(databases)
-        self.password = secrets.token_hex(12)
+        self.password = secrets.token_hex(12)  # hex: safe as is inside URLs and connection strings
+        self.max_connections = max_connections
         self.pid: int | None = None
         self._prefix: list[str] = []
+
+    def database(self, name: str) -> Database:
+        """How to reach the database ``name`` of this cluster (as the superuser, over TCP)."""
+        return Database(name, "127.0.0.1", self.port, SUPERUSER, self.password)
 
     @property
     def databases(self) -> list[Database]:
         """The databases, in the order they were asked for."""
-        return [Database(name, "127.0.0.1", self.port, SUPERUSER, self.password) for name in self.names]
+        return [self.database(name) for name in self.names]
 
     @property
     def odbc(self) -> list[str]:
@@ -157,7 +175,8 @@ class PostgresCluster:
             pwfile.unlink(missing_ok=True)
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            f"-c max_connections={self.max_connections}"
         )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start"
@@ -196,8 +215,7 @@ class PostgresCluster:
     def _create_databases(self) -> None:
         import psycopg
 
-        admin = Database("postgres", "127.0.0.1", self.port, SUPERUSER, self.password)
-        with psycopg.connect(admin.libpq, autocommit=True) as conn:
+        with psycopg.connect(self.database("postgres").libpq, autocommit=True) as conn:
             for name in self.names:
                 conn.execute(f'CREATE DATABASE "{name}"')
 

@@ -5,7 +5,7 @@ Usage::
     python bench/alaqan_load.py [--days 365] [--employees 5000] [--quick] [--strict] [--keep]
 
 Everything happens in a fresh temporary ``ELT_HOME`` (embedded SQLite catalog, local warehouse and
-landing; any ``ELT_ICEBERG_*``/``ELT_LANDING_URI``/``ELT_S3_ENDPOINT`` in the environment is ignored)
+landing; any location variable in the environment, ``harness.LOCATION_VARIABLES``, is ignored)
 against one sandbox of N employees served on 127.0.0.1 from a child process, so that its data
 generation competes with the loaders for CPU cores but not for this process's GIL. Phases:
 
@@ -35,19 +35,15 @@ import contextlib
 import cProfile
 import json
 import os
-import platform
 import resource
 import secrets
-import select
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +52,19 @@ for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
+from bench.harness import (  # noqa: E402  (importable once the repository root is on sys.path)
+    RESULTS_DIR,
+    last_json_line,
+    mark_targets,
+    rss_probe,
+    save_results,
+    serve_from_child,
+    serve_until_parent_closes,
+    temporary_home,
+    versions,
+    vm_mb,
+)
+
 START = date(2024, 1, 1)
 SEED = 42
 QUICK_DAYS, QUICK_EMPLOYEES = 30, 1000
@@ -68,34 +76,6 @@ BUSY_LOAD_AVERAGE = 0.5
 SANDBOX_KEY_ENV = "ALAQAN_SANDBOX_API_KEY"
 CHILD_TIMEOUT_SECONDS = 600.0
 SANDBOX_START_TIMEOUT_SECONDS = 60.0
-# Variables that could point the platform at a real lakehouse; the benchmark must never write there.
-_PLATFORM_ENV = (
-    "ELT_ICEBERG_CATALOG_TYPE",
-    "ELT_ICEBERG_CATALOG_URI",
-    "ELT_ICEBERG_WAREHOUSE",
-    "ELT_LANDING_URI",
-    "ELT_QUALITY_URI",
-    "ELT_S3_ENDPOINT",
-)
-
-
-def _isolate_env(home: Path) -> None:
-    """Point the platform and dlt at ``home`` before any config-dependent module is imported."""
-    for name in _PLATFORM_ENV:
-        os.environ.pop(name, None)
-    os.environ["ELT_HOME"] = str(home)
-    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    os.environ["DLT_DATA_DIR"] = str(home / "dlt_data")
-
-
-def _vm_kib(field: str, pid: int | str = "self") -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def _process_cpu_seconds(pid: int) -> float | None:
@@ -132,27 +112,13 @@ def sandbox_process(employees: int, seed: int) -> Iterator[Sandbox]:
     The child holds the server until its stdin reaches EOF, so it also ends if this process dies.
     """
     api_key = secrets.token_urlsafe(24)
-    child = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--child", "serve"]
-        + ["--employees", str(employees), "--seed", str(seed)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={**os.environ, SANDBOX_KEY_ENV: api_key},
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], SANDBOX_START_TIMEOUT_SECONDS)
-        line = child.stdout.readline() if ready else ""
-        if not line:
-            raise RuntimeError(f"the sandbox child did not start within {SANDBOX_START_TIMEOUT_SECONDS:.0f}s")
-        yield Sandbox(base_url=json.loads(line)["base_url"], api_key=api_key, pid=child.pid)
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(timeout=15)
+    with serve_from_child(
+        __file__,
+        ["--employees", str(employees), "--seed", str(seed)],
+        {**os.environ, SANDBOX_KEY_ENV: api_key},
+        start_timeout=SANDBOX_START_TIMEOUT_SECONDS,
+    ) as (pid, announced):
+        yield Sandbox(base_url=announced["base_url"], api_key=api_key, pid=pid)
 
 
 def _serve_child(employees: int, seed: int) -> None:
@@ -161,8 +127,7 @@ def _serve_child(employees: int, seed: int) -> None:
 
     dataset = AlaqanDataset(seed=seed, employees=employees)
     with SandboxServer(dataset, api_key=os.environ[SANDBOX_KEY_ENV]) as server:
-        print(json.dumps({"base_url": server.base_url}), flush=True)
-        sys.stdin.read()  # until the parent closes the pipe
+        serve_until_parent_closes({"base_url": server.base_url})
 
 
 def measure_server_cost(employees: int, seed: int, days: list[date]) -> dict[str, Any]:
@@ -274,7 +239,7 @@ def _one_day_child(base_url: str, day: date, workers: int) -> None:
     from elt_platform.sources.alaqan.client import AlaqanClient
     from elt_platform.sources.alaqan.extract import load_days
 
-    imported_at_kib = _vm_kib("VmRSS")
+    imported_at_mb = vm_mb("VmRSS")
     with AlaqanClient(base_url, os.environ[SANDBOX_KEY_ENV], requests_per_second=None) as client:
         started = time.perf_counter()
         summary = load_days(
@@ -286,29 +251,11 @@ def _one_day_child(base_url: str, day: date, workers: int) -> None:
             {
                 "events": summary.events,
                 "seconds": seconds,
-                "rss_after_imports_mb": (imported_at_kib or 0) / 1024,
-                "vmhwm_mb": (_vm_kib("VmHWM") or 0) / 1024,
+                "rss_after_imports_mb": imported_at_mb or 0,
+                "vmhwm_mb": vm_mb("VmHWM") or 0,
             }
         )
     )
-
-
-def _rss_probe_child(base_url: str, day: date, workers: int) -> None:
-    # A fresh, stdlib-only process: the loader it forks inherits its few MB, not the benchmark's.
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", "one-day"]
-        + ["--base-url", base_url, "--day", day.isoformat(), "--workers", str(workers)],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-3000:])
-        raise SystemExit(done.returncode)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps(report))
 
 
 def run_one_day_rss(sandbox: Sandbox, day: date, *, workers: int) -> dict[str, Any]:
@@ -330,7 +277,7 @@ def run_one_day_rss(sandbox: Sandbox, day: date, *, workers: int) -> dict[str, A
     )
     if done.returncode != 0:
         raise RuntimeError(f"one-day load child failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return {"day": day.isoformat(), **json.loads(done.stdout.strip().splitlines()[-1])}
+    return {"day": day.isoformat(), **last_json_line(done.stdout)}
 
 
 def run_dlt(sandbox: Sandbox, days: list[date], *, workers: int, root: Path) -> dict[str, Any]:
@@ -392,10 +339,6 @@ def run_dlt(sandbox: Sandbox, days: list[date], *, workers: int, root: Path) -> 
     }
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def evaluate(results: dict[str, Any]) -> dict[str, Any]:
     """Derive rates, ratios and target verdicts from the phase results (in place, and returned)."""
     for name in ("bronze", "raw_ceiling", "dlt"):
@@ -430,8 +373,7 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
         "full_year_seconds": year_seconds <= TARGET_YEAR_SECONDS,
         "one_day_peak_rss_mb": rss <= TARGET_RSS_MB,
     }
-    for name, ok in checks.items():
-        results["targets"][name]["result"] = _verdict(ok)
+    mark_targets(results["targets"], checks)
     return results
 
 
@@ -493,45 +435,33 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for package in ("pyiceberg", "pyarrow", "dlt", "requests", "uvicorn"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "absent"
-    return found
-
-
 def _busiest(per_day: dict[str, int]) -> date:
     return date.fromisoformat(max(per_day, key=lambda day: (per_day[day], day)))
 
 
 def run(opts: argparse.Namespace) -> dict[str, Any]:
     """Run every phase in a fresh ELT_HOME and return the evaluated results."""
-    home = Path(tempfile.mkdtemp(prefix="alaqan_bench_"))
-    _isolate_env(home)
-    days = [opts.start + timedelta(days=n) for n in range(opts.days)]
-    results: dict[str, Any] = {
-        "config": {
-            "days": opts.days,
-            "start": opts.start.isoformat(),
-            "employees": opts.employees,
-            "seed": opts.seed,
-            "workers": opts.workers,
-            "days_per_commit": opts.days_per_commit,
-            "cpus": os.cpu_count(),
-            "profiled": opts.profile is not None,
-            "load_average_at_start": list(os.getloadavg()),
-            "elt_home": str(home),
-            "versions": _versions(),
+    with temporary_home("alaqan_bench_", keep=opts.keep) as home:
+        os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+        os.environ["DLT_DATA_DIR"] = str(home / "dlt_data")
+        days = [opts.start + timedelta(days=n) for n in range(opts.days)]
+        results: dict[str, Any] = {
+            "config": {
+                "days": opts.days,
+                "start": opts.start.isoformat(),
+                "employees": opts.employees,
+                "seed": opts.seed,
+                "workers": opts.workers,
+                "days_per_commit": opts.days_per_commit,
+                "cpus": os.cpu_count(),
+                "profiled": opts.profile is not None,
+                "load_average_at_start": list(os.getloadavg()),
+                "elt_home": str(home),
+                "versions": versions(("pyiceberg", "pyarrow", "dlt", "requests", "uvicorn")),
+            }
         }
-    }
-    # pyiceberg warns when a replaced slice was empty, which is every slice of a first load.
-    warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-    try:
+        # pyiceberg warns when a replaced slice was empty, which is every slice of a first load.
+        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
         print(f"ELT_HOME={home}; generating and timing the sandbox's days ...", flush=True)
         results["server_cost"] = measure_server_cost(opts.employees, opts.seed, days)
         with sandbox_process(opts.employees, opts.seed) as sandbox:
@@ -552,11 +482,6 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             print("dlt ...", flush=True)
             results["dlt"] = run_dlt(sandbox, days, workers=opts.workers, root=home / "dlt")
         results["config"]["load_average_at_end"] = list(os.getloadavg())
-    finally:
-        if opts.keep:
-            print(f"kept {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
     return evaluate(results)
 
 
@@ -604,7 +529,12 @@ def main(argv: list[str] | None = None) -> int:
         _serve_child(opts.employees, opts.seed)
         return 0
     if opts.child == "rss-probe":
-        _rss_probe_child(opts.base_url, opts.day, opts.workers)
+        rss_probe(
+            __file__,
+            "one-day",
+            ["--base-url", opts.base_url, "--day", opts.day.isoformat(), "--workers", str(opts.workers)],
+            timeout=CHILD_TIMEOUT_SECONDS,
+        )
         return 0
     if opts.child == "one-day":
         warnings.filterwarnings("ignore", message="Delete operation did not match any records")
@@ -613,14 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run(opts)
     print()
     print(render(results))
-    opts.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = opts.results_dir / f"alaqan_load-{stamp}.json"
     results["server_cost"].pop("per_day")
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults: {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
-    missed = [name for name, target in results["targets"].items() if target["result"] == "MISS"]
-    return 1 if opts.strict and missed else 0
+    return save_results(results, opts.results_dir, "alaqan_load", strict=opts.strict)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,9 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import resource
 import secrets
-import select
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import warnings
@@ -54,7 +49,19 @@ for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
+from bench.harness import (  # noqa: E402  (importable once the repository root is on sys.path)
+    RESULTS_DIR,
+    last_json_line,
+    mark_targets,
+    rss_probe,
+    save_results,
+    serve_from_child,
+    serve_until_parent_closes,
+    temporary_home,
+    versions,
+    vm_mb,
+)
+
 START = date(2024, 1, 1)
 SEED = 42
 LEADS = 1_000_000
@@ -68,32 +75,6 @@ BUSY_LOAD_AVERAGE = 0.5
 TOKEN_ENV = "AMOCRM_BENCH_TOKEN"
 CHILD_TIMEOUT_SECONDS = 6 * 3600.0
 SANDBOX_START_TIMEOUT_SECONDS = 3600.0
-_PLATFORM_ENV = (
-    "ELT_ICEBERG_CATALOG_TYPE",
-    "ELT_ICEBERG_CATALOG_URI",
-    "ELT_ICEBERG_WAREHOUSE",
-    "ELT_LANDING_URI",
-    "ELT_QUALITY_URI",
-    "ELT_S3_ENDPOINT",
-    "ELT_STATE_DB_URL",
-)
-
-
-def _isolate_env(home: Path) -> None:
-    """Point the platform at ``home`` (catalog, landing, state store) before anything reads its config."""
-    for name in _PLATFORM_ENV:
-        os.environ.pop(name, None)
-    os.environ["ELT_HOME"] = str(home)
-
-
-def _vm_kib(field: str, pid: int | str = "self") -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 # -- the sandbox child ----------------------------------------------------------------------------------
@@ -126,27 +107,13 @@ class Sandbox:
 @contextlib.contextmanager
 def sandbox_process(leads: int, days: int, seed: int, token: str) -> Iterator[Sandbox]:
     """Build and serve the dataset from a child process; stop it on exit (also when this process dies)."""
-    child = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--child", "serve"]
-        + ["--leads", str(leads), "--days", str(days), "--seed", str(seed)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={**os.environ, TOKEN_ENV: token},
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], SANDBOX_START_TIMEOUT_SECONDS)
-        line = child.stdout.readline() if ready else ""
-        if not line:
-            raise RuntimeError(f"the sandbox child did not start within {SANDBOX_START_TIMEOUT_SECONDS:.0f}s")
-        yield Sandbox(pid=child.pid, **json.loads(line))
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(timeout=15)
+    with serve_from_child(
+        __file__,
+        ["--leads", str(leads), "--days", str(days), "--seed", str(seed)],
+        {**os.environ, TOKEN_ENV: token},
+        start_timeout=SANDBOX_START_TIMEOUT_SECONDS,
+    ) as (pid, announced):
+        yield Sandbox(pid=pid, **announced)
 
 
 def _serve_child(leads: int, days: int, seed: int) -> None:
@@ -159,15 +126,15 @@ def _serve_child(leads: int, days: int, seed: int) -> None:
     build_seconds = time.perf_counter() - began
     server = AmoCrmSandboxServer(dataset, long_lived_token=os.environ[TOKEN_ENV], requests_per_second=RATE)
     with server:
-        report = {
-            "base_url": server.base_url,
-            "root_url": server.root_url,
-            "build_seconds": build_seconds,
-            "counts": dataset.counts(),
-            "rss_mb": (_vm_kib("VmRSS") or 0) / 1024,
-        }
-        print(json.dumps(report), flush=True)
-        sys.stdin.read()  # until the parent closes the pipe
+        serve_until_parent_closes(
+            {
+                "base_url": server.base_url,
+                "root_url": server.root_url,
+                "build_seconds": build_seconds,
+                "counts": dataset.counts(),
+                "rss_mb": vm_mb("VmRSS") or 0,
+            }
+        )
 
 
 # -- the extract child ----------------------------------------------------------------------------------
@@ -217,7 +184,7 @@ def _extract_child(base_url: str, start: date, end: date) -> None:
     from elt_platform.sources.amocrm.extract import load_interval
     from elt_platform.state.store import open_state_store
 
-    imported_kib = _vm_kib("VmRSS")
+    imported_mb = vm_mb("VmRSS")
     connection = _Connection(host=base_url, password=os.environ[TOKEN_ENV])
     config = ConnectionConfig.from_connection(connection)
     store = open_state_store()
@@ -238,28 +205,11 @@ def _extract_child(base_url: str, start: date, end: date) -> None:
                 "rows": summary.rows,
                 "pages": dict(summary.pages),
                 "requests": summary.requests,
-                "rss_after_imports_mb": (imported_kib or 0) / 1024,
-                "vmhwm_mb": (_vm_kib("VmHWM") or 0) / 1024,
+                "rss_after_imports_mb": imported_mb or 0,
+                "vmhwm_mb": vm_mb("VmHWM") or 0,
             }
         )
     )
-
-
-def _rss_probe_child(argv: list[str]) -> None:
-    # A fresh, stdlib-only process: the extract it starts inherits its few MB, not the benchmark's.
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", "extract", *argv],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-3000:])
-        raise SystemExit(done.returncode)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps(report))
 
 
 def start_extract(sandbox: Sandbox, start: date, end: date, home: Path, state_db: Path) -> subprocess.Popen:
@@ -284,7 +234,7 @@ def finish_extract(child: subprocess.Popen) -> dict[str, Any]:
     out, err = child.communicate(timeout=CHILD_TIMEOUT_SECONDS + 60)
     if child.returncode != 0:
         raise RuntimeError(f"extract child failed ({child.returncode}):\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1])
+    return last_json_line(out)
 
 
 def run_consumers(
@@ -320,10 +270,6 @@ def _bound_seconds(report: dict[str, Any]) -> float:
     return requests / RATE
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def evaluate(results: dict[str, Any]) -> dict[str, Any]:
     """Rates, ratios and verdicts from the phase results (in place, and returned)."""
     one = results["single"]["consumers"][0]
@@ -357,8 +303,7 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
         "pair_requests_per_second": pair_requests <= pair["allowed_requests"],
         "peak_rss_mb": peak <= TARGET_RSS_MB,
     }
-    for name, ok in checks.items():
-        results["targets"][name]["result"] = _verdict(ok)
+    mark_targets(results["targets"], checks)
     return results
 
 
@@ -430,42 +375,28 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for package in ("pyiceberg", "pyarrow", "requests", "uvicorn", "fastapi"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "absent"
-    return found
-
-
 def run(opts: argparse.Namespace) -> dict[str, Any]:
     """Every phase in a fresh ELT_HOME; the evaluated results."""
     from elt_platform.sources.amocrm.settings import DEFAULT_BURST
 
-    home = Path(tempfile.mkdtemp(prefix="amocrm_bench_"))
-    _isolate_env(home)
-    os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
-    days = max(1, round(opts.leads / opts.leads_per_day))
-    start, end = START, START + timedelta(days=days)
-    results: dict[str, Any] = {
-        "config": {
-            "leads": opts.leads,
-            "days": days,
-            "start": start.isoformat(),
-            "seed": opts.seed,
-            "rate": RATE,
-            "burst": DEFAULT_BURST,
-            "cpus": os.cpu_count(),
-            "load_average_at_start": list(os.getloadavg()),
-            "elt_home": str(home),
-            "versions": _versions(),
+    with temporary_home("amocrm_bench_", keep=opts.keep) as home:
+        os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
+        days = max(1, round(opts.leads / opts.leads_per_day))
+        start, end = START, START + timedelta(days=days)
+        results: dict[str, Any] = {
+            "config": {
+                "leads": opts.leads,
+                "days": days,
+                "start": start.isoformat(),
+                "seed": opts.seed,
+                "rate": RATE,
+                "burst": DEFAULT_BURST,
+                "cpus": os.cpu_count(),
+                "load_average_at_start": list(os.getloadavg()),
+                "elt_home": str(home),
+                "versions": versions(("pyiceberg", "pyarrow", "requests", "uvicorn", "fastapi")),
+            }
         }
-    }
-    try:
         print(
             f"ELT_HOME={home}; building {opts.leads:,} leads over {days} days in the sandbox ...", flush=True
         )
@@ -482,11 +413,6 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             print("two consumers sharing the budget ...", flush=True)
             results["pair"] = run_consumers(sandbox, halves, home / "pair", home / "state-2.db")
         results["config"]["load_average_at_end"] = list(os.getloadavg())
-    finally:
-        if opts.keep:
-            print(f"kept {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
     return evaluate(results)
 
 
@@ -528,8 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         _serve_child(opts.leads, opts.days, opts.seed)
         return 0
     if opts.child == "rss-probe":
-        _rss_probe_child(
-            ["--base-url", opts.base_url, "--from", opts.since.isoformat(), "--to", opts.until.isoformat()]
+        rss_probe(
+            __file__,
+            "extract",
+            ["--base-url", opts.base_url, "--from", opts.since.isoformat(), "--to", opts.until.isoformat()],
+            timeout=CHILD_TIMEOUT_SECONDS,
         )
         return 0
     if opts.child == "extract":
@@ -539,13 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(opts)
     print()
     print(render(results))
-    opts.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = opts.results_dir / f"amocrm_extract-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults: {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
-    missed = [name for name, target in results["targets"].items() if target["result"] == "MISS"]
-    return 1 if opts.strict and missed else 0
+    return save_results(results, opts.results_dir, "amocrm_extract", strict=opts.strict)
 
 
 if __name__ == "__main__":

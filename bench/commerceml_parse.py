@@ -29,6 +29,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.harness import last_json_line, vm_mb  # noqa: E402  (importable once the root is on sys.path)
+
 DEFAULT_FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "commerceml" / "carono_cml2.07" / "offers.xml"
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 300.0
@@ -83,13 +88,7 @@ def generate(fixture: Path, target: Path, size_bytes: int) -> tuple[int, int]:
 
 
 def _peak_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return vm_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _run_ceiling(path: str) -> int:
@@ -130,7 +129,7 @@ def _measure(mode: str, path: Path) -> dict[str, float]:
         capture_output=True,
         text=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json_line(done.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,20 @@
-"""A scripted HTTP server on 127.0.0.1 and the shared recorded API bodies, for the HTTP-layer tests.
+"""A scripted HTTP server on 127.0.0.1, its fixtures and the shared recorded API bodies, for HTTP tests.
 
 Imported as ``tests.plugins.http.scripted_server``: this folder has no ``__init__.py`` on purpose, since
 pytest's default import mode would turn it into a top-level package named ``http``, hiding the stdlib's.
 
 The server answers each request with the next scripted :class:`Reply` (status, headers, body, an optional
 delay or a body cut short) and records what reached it, so tests count requests server-side and check
-which credential was actually sent. Real amoCRM and Bitrix24 bodies come from ``../shared/fixtures``
-(outside the repo); a missing file fails the test instead of skipping it.
+which credential was actually sent; a subclass may answer from state instead (override ``_reply``).
+A conftest imports :func:`server` and :func:`fresh_script`: one server per module, cleared before each
+test. Real amoCRM and Bitrix24 bodies come from ``../shared/fixtures`` (outside the repo); a missing
+file fails the test instead of skipping it.
 """
 
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -92,7 +95,7 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                reply = owner._record(
+                reply = owner._reply(
                     Received(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
                 )
                 if reply.delay:
@@ -137,13 +140,20 @@ class ScriptedServer:
         self._server.server_close()
         self._thread.join(5)
 
+    def __enter__(self) -> "ScriptedServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with ``replies`` in order (the last one repeats); forget the past."""
         with self._lock:
             self._script = list(replies)
             self.received = []
 
-    def _record(self, request: Received) -> Reply:
+    def _reply(self, request: Received) -> Reply:
+        """Record ``request``; the next scripted reply."""
         with self._lock:
             self.received.append(request)
             if not self._script:
@@ -155,3 +165,17 @@ class ScriptedServer:
         """Requests received since the last :meth:`script`."""
         with self._lock:
             return len(self.received)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    """One running :class:`ScriptedServer` for the module."""
+    with ScriptedServer() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def fresh_script(request: pytest.FixtureRequest) -> None:
+    """Clear the module's server (script and received requests) before each test that uses it."""
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server").script()

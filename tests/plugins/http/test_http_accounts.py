@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from tests.plugins.http.scripted_server import Reply
 
-from elt_platform.http.accounts import shared_limits
+from elt_platform.http.accounts import ConnectionLimits, connection_limits, shared_limits
 from elt_platform.http.errors import CircuitOpenError
 from elt_platform.sources.alaqan.client import AlaqanClient
 
@@ -60,3 +60,16 @@ def test_a_breaker_opened_by_one_client_stops_another_before_any_request(store, 
     assert caught.value.account == breaker.account
     assert f"elt breaker reset {breaker.account}" in str(caught.value)
     assert "secret-key" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (None, ConnectionLimits(5.0, 1, None)),
+        ({}, ConnectionLimits(5.0, 1, None)),
+        ({"requests_per_second": "2.5", "burst": "3", "max_retries": 0}, ConnectionLimits(2.5, 3, 0)),
+        ({"requests_per_second": 0, "burst": None}, ConnectionLimits(5.0, 1, None)),
+    ],
+)
+def test_connection_limits_read_the_extra_with_the_source_defaults(extra, expected):
+    assert connection_limits(extra, 5.0, 1) == expected

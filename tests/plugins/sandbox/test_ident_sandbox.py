@@ -78,6 +78,21 @@ def test_cluster_failure_is_a_named_error(tmp_path: Path) -> None:
         PostgresCluster(tmp_path, bindir=tmp_path).start()
 
 
+@pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL binaries not found")
+def test_cluster_serves_sqlalchemy_urls_without_odbc() -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    with PostgresCluster(databases=["state"], max_connections=120) as small:
+        engine = sqlalchemy.create_engine(small.databases[0].url)
+        try:
+            with engine.connect() as conn:
+                database = conn.execute(sqlalchemy.text("SELECT current_database()")).scalar()
+                limit = conn.execute(sqlalchemy.text("SHOW max_connections")).scalar()
+        finally:
+            engine.dispose()
+
+    assert (database, limit) == ("state", "120")
+
+
 def _real_columns() -> dict[str, list[str]]:
     real = {}
     for name in ("schema_map.json", "structure.json"):  # structure.json wins: schema_map repeats columns

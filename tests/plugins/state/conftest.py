@@ -1,9 +1,10 @@
 """Fixtures of the state-store tests: a database per test on each dialect, and a pool of OS processes.
 
 ``state_url`` is parametrized over SQLite and Postgres so every store test proves both dialects. The
-Postgres cluster is a throw-away one started once per session from the local PostgreSQL binaries
-(``initdb``/``pg_ctl``) on a free 127.0.0.1 port; each test gets its own schema. Without the binaries
-the Postgres cases skip (with the reason); a cluster that is present but fails to start is an error.
+Postgres cluster is the iDent sandbox's throw-away ``PostgresCluster`` (local ``initdb``/``pg_ctl``, a
+free 127.0.0.1 port), started once per session with one database; each test gets its own schema.
+Without the binaries the Postgres cases skip (with the reason); a cluster that is present but fails to
+start is an error.
 
 ``process_pool`` holds three spawned interpreters in which ``tests/plugins/state/workers.py`` plays the
 other processes of a race. Both the cluster and the pool start in the background when the first test
@@ -12,15 +13,9 @@ of this folder begins, so their start-up overlaps the SQLite tests instead of ad
 
 from __future__ import annotations
 
-import glob
 import multiprocessing
 import multiprocessing.pool
-import os
-import pwd
 import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,11 +24,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from elt_platform.sandbox.ident.cluster import POSTGRES_BINARIES, PostgresCluster, postgres_bindir
 from elt_platform.state.schema import metadata
 from elt_platform.state.store import StateStore, open_state_store
 from state import workers
 
-POSTGRES_BINARIES = ("initdb", "pg_ctl", "postgres")
+STATE_DATABASE = "elt_state_tests"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,31 +52,21 @@ def _run_order(item: pytest.Item) -> tuple[bool, bool]:
     return "process_pool" in getattr(item, "fixturenames", ()), on_postgres
 
 
-class ThrowawayPostgres:
-    """A PostgreSQL cluster in a temporary directory, started on a background thread.
+class BackgroundPostgres:
+    """A :class:`PostgresCluster` holding :data:`STATE_DATABASE`, started on a background thread.
 
     Args:
         bindir: the directory holding ``initdb`` and ``pg_ctl``.
     """
 
     def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="elt-state-pg-"))
-        self.data = self.root / "data"
-        self.port = _free_port()
-        self.prefix: list[str] = []
-        if os.geteuid() == 0:
-            # initdb refuses to run as root: run the cluster as an unprivileged account.
-            user = "postgres" if _user_exists("postgres") else "nobody"
-            entry = pwd.getpwnam(user)
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
-            self.prefix = ["runuser", "-u", user, "--"]
+        self.cluster = PostgresCluster(databases=(STATE_DATABASE,), bindir=bindir)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._start, name="throwaway-postgres", daemon=True)
         self._thread.start()
 
-    def url(self) -> str:
-        """Wait for the cluster; its base URL (user ``postgres``, trust authentication).
+    def database_url(self) -> str:
+        """Wait for the cluster; the SQLAlchemy URL of :data:`STATE_DATABASE`.
 
         Raises:
             RuntimeError: initdb or the server failed (with their output).
@@ -88,67 +74,21 @@ class ThrowawayPostgres:
         self._thread.join()
         if self._error is not None:
             raise RuntimeError(f"throw-away Postgres failed to start: {self._error}")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+        (database,) = self.cluster.databases
+        return (
+            f"postgresql+psycopg://{database.user}:{database.password}@{database.host}:{database.port}"
+            f"/{database.name}"
+        )
 
     def stop(self) -> None:
         self._thread.join()
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.cluster.stop()
 
     def _start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
         try:
-            self._run(
-                "initdb",
-                "-D",
-                str(self.data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "--no-sync",
-                "--no-locale",
-                "-E",
-                "UTF8",
-            )
-            log = str(self.root / "log")
-            self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-t", "60", "-o", options, "start")
-        except subprocess.CalledProcessError as error:
-            log_path = self.root / "log"
-            server_log = log_path.read_text()[-2000:] if log_path.exists() else ""
-            self._error = RuntimeError(f"{error.stderr.decode()[-2000:]}\n{server_log}")
-        except Exception as error:  # re-raised in the test thread by url()
+            self.cluster.start()
+        except Exception as error:  # re-raised in the test thread by database_url()
             self._error = error
-
-    def _run(self, program: str, *args: str, check: bool = True) -> None:
-        command = [*self.prefix, str(self.bindir / program), *args]
-        subprocess.run(command, check=check, capture_output=True, timeout=120)
-
-
-def _postgres_bindir() -> Path | None:
-    candidates = [os.path.dirname(shutil.which("pg_ctl") or "")]
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    for directory in filter(None, candidates):
-        if all((Path(directory) / name).is_file() for name in POSTGRES_BINARIES):
-            return Path(directory)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def _libpq(url: str) -> str:
@@ -158,8 +98,8 @@ def _libpq(url: str) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _background_services() -> Iterator[dict]:
     """Start the Postgres cluster (if installed) and the worker pool without waiting for either."""
-    bindir = _postgres_bindir()
-    postgres = ThrowawayPostgres(bindir) if bindir is not None else None
+    bindir = postgres_bindir()
+    postgres = BackgroundPostgres(bindir) if bindir is not None else None
     pool = multiprocessing.get_context("spawn").Pool(3)
     # Each worker imports the store and the race functions now; the sleep spreads one task per worker.
     for _ in range(3):
@@ -174,22 +114,12 @@ def _background_services() -> Iterator[dict]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(_background_services: dict) -> str:
-    """The base URL of the running throw-away cluster (``postgresql+psycopg://postgres@127.0.0.1:<port>``)."""
+def postgres_database(_background_services: dict) -> str:
+    """The URL of the cluster's one database for the session; tests work in schemas of their own."""
     postgres = _background_services["postgres"]
     if postgres is None:
         pytest.skip(f"PostgreSQL binaries ({', '.join(POSTGRES_BINARIES)}) not found on PATH")
-    return postgres.url()
-
-
-@pytest.fixture(scope="session")
-def postgres_database(postgres_server: str) -> str:
-    """One database of the cluster for the session; tests work in schemas of their own."""
-    import psycopg
-
-    with psycopg.connect(_libpq(postgres_server) + "/postgres", autocommit=True) as conn:
-        conn.execute('CREATE DATABASE "elt_state_tests"')
-    return f"{postgres_server}/elt_state_tests"
+    return postgres.database_url()
 
 
 def _new_postgres_schema(database: str) -> str:

@@ -8,21 +8,26 @@ exists for users, custom-field definitions or events: those tests build bodies i
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tests.plugins.http.scripted_server import Received, Reply, ScriptedServer, fixture_bytes
+from tests.plugins.http.scripted_server import (
+    Received,
+    Reply,
+    ScriptedServer,
+    fixture_bytes,
+    fresh_script,
+    server,
+)
 
 from elt_platform.http.client import HttpResponse
 from elt_platform.sources.amocrm.client import ClientStats, Page
 
 FIXTURES = "amocrm/ogi4i_amocrm-client"
+__all__ = ["fresh_script", "server"]  # the HTTP tests' fixtures: pytest finds them as this conftest's names
 
 
 def recorded(name: str) -> Any:
@@ -77,21 +82,6 @@ class Conn:
 def epoch(day: date, hour: int = 12) -> int:
     """Unix seconds of ``day`` at ``hour`` UTC."""
     return int(datetime.combine(day, time(hour), tzinfo=UTC).timestamp())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ScriptedServer]:
-    running = ScriptedServer().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_script(request: pytest.FixtureRequest) -> None:
-    if "server" in request.fixturenames:
-        request.getfixturevalue("server").script()
 
 
 @pytest.fixture
@@ -173,60 +163,21 @@ class FakeApi:
         return ClientStats(requests=self.pages, pages=self.pages, no_content=self.no_content)
 
 
-class FakeAmoCrmServer:
+class FakeAmoCrmServer(ScriptedServer):
     """A stateful amoCRM on 127.0.0.1: ``route(request) -> Reply`` answers each request (thread-safe).
 
     Unlike the scripted server it can keep state between requests (the valid access token, the refresh
-    token that may be spent once), which is what a token-rotation race needs.
+    token that may be spent once), which is what a token-rotation race needs. A context manager.
     """
 
     def __init__(self, route: Callable[[Received], Reply]) -> None:
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        owner = self
+        super().__init__()
+        self._route = route
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                request = Received(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
-                with owner._lock:
-                    owner.received.append(request)
-                reply = route(request)
-                payload = reply.payload()
-                self.send_response(reply.status)
-                if reply.content_type is not None:
-                    self.send_header("Content-Type", reply.content_type)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
-
-    def __enter__(self) -> FakeAmoCrmServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+    def _reply(self, request: Received) -> Reply:
+        with self._lock:
+            self.received.append(request)
+        return self._route(request)  # outside the lock: a route may wait for other requests
 
     def paths(self, method: str | None = None) -> list[str]:
         with self._lock:

@@ -63,6 +63,24 @@ def _token_body(access: str, refresh: str) -> dict:
     return {"token_type": "Bearer", "expires_in": 86400, "access_token": access, "refresh_token": refresh}
 
 
+def _refused_after_refresh(server: ScriptedServer, state_store, refusal: object) -> AuthError:
+    """A stored OAuth pair refused with ``refusal``, refreshed, the new token refused again: the error.
+
+    Returns:
+        The :class:`AuthError` walking ``leads`` raised.
+    """
+    conn = _oauth_conn(server.url)
+    _seed(state_store, conn)
+    server.script(
+        Reply(401, refusal, PROBLEM),
+        Reply(200, _token_body(NEW_ACCESS, NEW_REFRESH), "application/json"),
+        Reply(401, refusal, PROBLEM),
+    )
+    with _client(conn, store=state_store) as client, pytest.raises(AuthError) as caught:
+        list(client.iter_pages("leads"))
+    return caught.value
+
+
 def test_pages_are_walked_until_a_page_without_next(server: ScriptedServer) -> None:
     server.script(Reply(200, _page(1, last=False), HAL), Reply(200, _page(2, last=True), HAL))
 
@@ -190,22 +208,13 @@ def test_oauth_401_refreshes_once_through_the_token_store_and_retries(
 
 
 def test_oauth_still_401_after_the_refresh_is_a_clear_auth_error(server: ScriptedServer, state_store) -> None:
-    conn = _oauth_conn(server.url)
-    _seed(state_store, conn)
-    server.script(
-        Reply(401, UNAUTHORIZED, PROBLEM),
-        Reply(200, _token_body(NEW_ACCESS, NEW_REFRESH), "application/json"),
-        Reply(401, UNAUTHORIZED, PROBLEM),
-    )
-
-    with _client(conn, store=state_store) as client, pytest.raises(AuthError) as caught:
-        list(client.iter_pages("leads"))
+    error = _refused_after_refresh(server, state_store, UNAUTHORIZED)
 
     assert [r.path for r in server.received].count("/oauth2/access_token") == 1
     assert server.count == 3
-    message = str(caught.value)
+    message = str(error)
     assert "after a credential refresh" in message and "elt amocrm-auth" in message
-    assert caught.value.status == 401
+    assert error.status == 401
 
 
 def test_oauth_without_a_stored_pair_says_to_run_the_auth_step(server: ScriptedServer, state_store) -> None:
@@ -334,17 +343,9 @@ def test_tokens_never_reach_logs_or_exceptions(
         list(client.iter_pages("leads"))
     errors.append(bearer_error.value)
 
-    conn = _oauth_conn(server.url)
-    _seed(state_store, conn)
-    server.script(
-        Reply(401, echo, PROBLEM),
-        Reply(200, _token_body(NEW_ACCESS, NEW_REFRESH), "application/json"),
-        Reply(401, echo, PROBLEM),
-    )
-    with _client(conn, store=state_store) as client, pytest.raises(AuthError) as oauth_error:
-        list(client.iter_pages("leads"))
-    errors.append(oauth_error.value)
+    errors.append(_refused_after_refresh(server, state_store, echo))
 
+    conn = _oauth_conn(server.url)
     _seed(state_store, conn)  # a fresh client: what it handles is the client secret and the stored pair
     spent = {"title": "Bad Request", "status": 400, "hint": f"{CLIENT_SECRET} {OLD_ACCESS} {OLD_REFRESH}"}
     server.script(Reply(401, echo, PROBLEM), Reply(400, spent, PROBLEM))

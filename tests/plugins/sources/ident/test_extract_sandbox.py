@@ -164,15 +164,8 @@ def test_rerun_replaces_the_same_slices(opener, store, catalog):
 def test_hard_deletes_become_tombstones(opener, store, catalog, clock):
     _run(opener, store, catalog, mode="daily", run_id="x1")
     ticks = _tick_all(opener, clock(), delete_probability=1.0)
-    summary = _run(
-        opener,
-        store,
-        catalog,
-        mode="daily",
-        run_id="x2",
-        start=DAY + timedelta(days=1),
-        end=DAY + timedelta(days=2),
-    )
+    start, end = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    summary = _run(opener, store, catalog, mode="daily", run_id="x2", start=start, end=end)
     tombstones = _rows(catalog, "Receptions", summary.batch_id)
     tombstones = tombstones.filter(tombstones.column("is_deleted"))
     for key, result in ticks.items():
@@ -181,15 +174,7 @@ def test_hard_deletes_become_tombstones(opener, store, catalog, clock):
         assert summary.deleted["Receptions"][key] == len(result.deleted)
     assert any(result.deleted for result in ticks.values())
     # Rerunning the same interval keeps the tombstones (bronze outside the slice still says "live").
-    _run(
-        opener,
-        store,
-        catalog,
-        mode="daily",
-        run_id="x2",
-        start=DAY + timedelta(days=1),
-        end=DAY + timedelta(days=2),
-    )
+    _run(opener, store, catalog, mode="daily", run_id="x2", start=start, end=end)
     again = _rows(catalog, "Receptions", summary.batch_id)
     assert sum(again.column("is_deleted").to_pylist()) == len(tombstones)
 

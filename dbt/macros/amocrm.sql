@@ -113,6 +113,17 @@
 {%- endmacro %}
 
 {#-
+  Every row of the bronze table `table` (leads, contacts, companies, tasks: versioned by updated_at) with
+  `recency` within its id: 1 = the latest version (greatest updated_at, then the last load).
+-#}
+{% macro amocrm_ranked_versions(table) -%}
+select
+    *,
+    row_number() over (partition by id order by updated_at desc nulls last, _loaded_at desc) as recency
+from {{ source('amocrm', table) }}
+{%- endmacro %}
+
+{#-
   The latest version of every `entity` (leads | contacts | companies) in bronze — greatest updated_at,
   then the last load — with its deletion state from the bronze flag and the event log:
 
@@ -137,10 +148,7 @@ select
 from (
     select *
     from (
-        select
-            *,
-            row_number() over (partition by id order by updated_at desc nulls last, _loaded_at desc) as recency
-        from {{ source('amocrm', 'amocrm_' ~ entity) }}
+        {{ amocrm_ranked_versions('amocrm_' ~ entity) | indent(8) }}
     ) as versions
     where recency = 1
 ) as latest
@@ -159,6 +167,23 @@ left join (
 {#- Deletion state of a row of amocrm_current_versions (see there). -#}
 {% macro amocrm_is_deleted() -%}
     coalesce(deletion_seconds is not null and (restore_seconds is null or deletion_seconds > restore_seconds), false)
+{%- endmacro %}
+
+{#-
+  The change and deletion columns of a row of amocrm_current_versions, typed: who created/updated it, when,
+  the extra Unix-seconds columns `timestamps` (e.g. closed_at) as timestamps, then `is_deleted` and
+  `deleted_at` (the time of the deletion signal that holds; null when live).
+-#}
+{% macro amocrm_lifecycle_columns(timestamps=[]) -%}
+    created_by,
+    updated_by,
+    {{ amocrm_timestamp('created_at') }} as created_at,
+    {{ amocrm_timestamp('updated_at') }} as updated_at,
+    {%- for column in timestamps %}
+    {{ amocrm_timestamp(column) }} as {{ column }},
+    {%- endfor %}
+    {{ amocrm_is_deleted() }} as is_deleted,
+    case when {{ amocrm_is_deleted() }} then {{ amocrm_timestamp('deletion_seconds') }} end as deleted_at
 {%- endmacro %}
 
 {#- Rows of the latest snapshot of a snapshot table (pipelines, users): one per id, the last load wins. -#}

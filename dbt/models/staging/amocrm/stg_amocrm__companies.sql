@@ -21,12 +21,7 @@ final as (
         responsible_user_id,
         nullif(trim({{ amocrm_field_value('custom_fields_values', 'company_bin') }}), '') as bin,
         nullif(trim({{ amocrm_field_value('custom_fields_values', 'company_industry') }}), '') as industry,
-        created_by,
-        updated_by,
-        {{ amocrm_timestamp('created_at') }} as created_at,
-        {{ amocrm_timestamp('updated_at') }} as updated_at,
-        {{ amocrm_is_deleted() }} as is_deleted,
-        case when {{ amocrm_is_deleted() }} then {{ amocrm_timestamp('deletion_seconds') }} end as deleted_at,
+        {{ amocrm_lifecycle_columns() }},
         {{ amocrm_ids('contacts_json') }} as contact_ids,
         {{ amocrm_ids('leads_json') }} as lead_ids,
         _loaded_at as loaded_at

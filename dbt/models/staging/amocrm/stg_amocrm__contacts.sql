@@ -35,12 +35,7 @@ final as (
         {{ mask_pii(amocrm_phone_e164('phone_raw')) }} as phone,
         {{ amocrm_phone_is_invalid('phone_raw') }} as phone_invalid,
         {{ mask_pii(amocrm_email('email_raw')) }} as email,
-        created_by,
-        updated_by,
-        {{ amocrm_timestamp('created_at') }} as created_at,
-        {{ amocrm_timestamp('updated_at') }} as updated_at,
-        {{ amocrm_is_deleted() }} as is_deleted,
-        case when {{ amocrm_is_deleted() }} then {{ amocrm_timestamp('deletion_seconds') }} end as deleted_at,
+        {{ amocrm_lifecycle_columns() }},
         {{ amocrm_ids('companies_json') }} as company_ids,
         {{ amocrm_ids('leads_json') }} as lead_ids,
         _loaded_at as loaded_at

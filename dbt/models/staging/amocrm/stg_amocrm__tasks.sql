@@ -8,10 +8,7 @@ with
 
 versions as (
 
-    select
-        *,
-        row_number() over (partition by id order by updated_at desc nulls last, _loaded_at desc) as recency
-    from {{ source('amocrm', 'amocrm_tasks') }}
+    {{ amocrm_ranked_versions('amocrm_tasks') }}
 
 ),
 

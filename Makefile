@@ -52,7 +52,7 @@ run: venv airflow-db ## the main job: every source (sandboxes) → bronze → si
 	@$(VENV)/bin/elt run --days $(DAYS) --employees $(EMPLOYEES) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(V),-v)
 
 .PHONY: test
-test: venv airflow-db compose-plugin check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end, real scheduler)
+test: venv airflow-db compose-plugin odbc-driver check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end, real scheduler)
 	@$(PY) -m pytest -m "not scheduler" $(PYTEST_ARGS)
 	@# The real-scheduler test starts Airflow's components and several Spark drivers: its own process,
 	@# with no Spark session of the suite still alive beside it.
@@ -62,6 +62,10 @@ test: venv airflow-db compose-plugin check ## lint, then the whole test suite (u
 check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models), mypy (plugins/, spark_jobs/)
 	@echo "» ruff check, ruff format --check, sqlfluff lint dbt/models, mypy"
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && (cd dbt && $(VENV)/bin/sqlfluff lint models) && $(VENV)/bin/mypy
+
+.PHONY: odbc-driver
+odbc-driver: ## unixODBC + psqlODBC for the iDent sandbox (apt-get as root, else says what to install)
+	@bash plugins/elt_platform/sandbox/ident/install.sh
 
 .PHONY: compose-plugin
 compose-plugin: ## install the docker compose v2 plugin (built once from its Go module, then cached)

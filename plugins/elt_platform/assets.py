@@ -29,4 +29,5 @@ def silver_assets(domain: Domain) -> list[Asset]:
 
 
 def gold_assets(domain: Domain) -> list[Asset]:
-    return [table_asset(t) for t in domain.gold_tables]
+    """The gold step's outlets: the domain's marts and its outbound feeds."""
+    return [table_asset(t) for t in (*domain.gold_tables, *domain.outbound_tables)]

@@ -3,6 +3,10 @@
 * ``build_extract_dag(source, extract)`` — interval kind: ``extract_to_bronze`` (load ``[start, end)``,
   record it in the transform ledger) → ``quality_gate_bronze`` (Great Expectations; marks the interval
   pending and emits the source's trigger asset). Package kind: ``load_packages`` → ``quality_gate_bronze``.
+* ``build_reverse_etl_dag(destination)`` — ``plan`` (match rows in the CRM, store the plan) → ``route``
+  → ``approve`` (Airflow's human-in-the-loop ``ApprovalOperator``, only when the plan crosses the
+  destination's thresholds) → ``execute`` → ``report`` → ``alert`` (error rate over 10 % in the last
+  hour fails it, through the platform's notifiers); a ``dry_run`` param stops after the plan.
 * ``build_transform_dag(domain)`` — ``claim_pending`` (the ledger's pending slices) → ``dbt_build_silver``
   → ``quality_gate_silver`` → ``dbt_build_gold`` → ``mark_done``; scheduled on its sources' trigger
   assets *or* a sweep cron, so work whose event was coalesced or missed is still built.
@@ -29,7 +33,7 @@ from airflow.sdk import (
 )
 
 from elt_platform.assets import gold_assets, silver_assets, table_asset, trigger_asset
-from elt_platform.registry import Domain, Extract, Source, registry
+from elt_platform.registry import Destination, Domain, Extract, Source, registry
 
 
 def _date_params(start_doc: str, end_doc: str) -> dict[str, Param]:
@@ -223,6 +227,98 @@ def build_transform_dag(domain: Domain) -> DAG:
     return transform_dag()
 
 
+REVERSE_ETL_PARAMS = {
+    "dry_run": Param(False, type="boolean", description="Plan only: nothing is sent to the CRM."),
+}
+
+
+def build_reverse_etl_dag(destination: Destination) -> DAG:
+    """Build ``reverse_etl_<destination>`` from its declaration."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from elt_platform.alerts import platform_notifiers
+
+    outbound = table_asset(destination.outbound_table)
+
+    @dag(
+        dag_id=destination.dag_id,
+        # When the outbound table changes, and on a short cron for rows due for retry.
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(destination.schedule, timezone="UTC"), assets=outbound
+        ),
+        start_date=destination.start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": destination.owner, "retries": 2, "retry_delay": timedelta(seconds=30)},
+        params=REVERSE_ETL_PARAMS,
+        tags=["reverse_etl", destination.name, destination.domain],
+        doc_md=destination.doc,
+    )
+    def reverse_etl_dag():
+        @task(task_id="plan")
+        def plan() -> dict:
+            from elt_platform.reverse_etl.runs import plan_run
+
+            context = get_current_context()
+            dry_run = bool((context.get("params") or {}).get("dry_run"))
+            return plan_run(destination.name, context["run_id"], dry_run=dry_run)
+
+        @task.branch(task_id="route")
+        def route(summary: dict) -> list[str]:
+            if summary["dry_run"]:
+                return ["report"]
+            if summary["needs_approval"]:
+                return ["approve", "execute", "report"]
+            return ["execute", "report"]
+
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject=f"{destination.title}: approve the reverse-ETL plan",
+            body="{{ ti.xcom_pull(task_ids='plan')['text'] }}",
+            retries=0,
+        )
+
+        @task(task_id="execute", trigger_rule="none_failed_min_one_success")
+        def execute() -> dict:
+            from elt_platform.reverse_etl.runs import execute_run
+
+            return execute_run(destination.name, get_current_context()["run_id"])
+
+        @task(task_id="report", trigger_rule="all_done")
+        def report(summary: dict) -> dict:
+            from elt_platform.reverse_etl.runs import report_run
+
+            context = get_current_context()
+            counts = context["ti"].xcom_pull(task_ids="execute")
+            return report_run(destination.name, context["run_id"], counts, dry_run=summary["dry_run"])
+
+        @task(
+            task_id="alert",
+            trigger_rule="all_done",
+            retries=0,
+            on_failure_callback=platform_notifiers(),
+        )
+        def alert(_report: dict) -> dict:
+            from elt_platform.reverse_etl.runs import check_error_rate
+
+            return check_error_rate(destination.name)
+
+        # TaskFlow: an upstream call's XComArg stands for its return value; Airflow types the value.
+        summary = plan()
+        run = execute()
+        done = report(summary)  # type: ignore[arg-type]
+        route(summary) >> [approve, run, done]  # type: ignore[arg-type]
+        approve >> run >> done
+        alert(done)  # type: ignore[arg-type]
+
+    return reverse_etl_dag()
+
+
+def build_reverse_etl_dags() -> list[DAG]:
+    """Every reverse-ETL DAG of the registry."""
+    return [build_reverse_etl_dag(d) for d in registry().destinations.values()]
+
+
 def build_extract_dags() -> list[DAG]:
     """Every extract DAG of the registry."""
     return [build_extract_dag(source, extract) for source, extract in registry().extracts()]
@@ -236,6 +332,8 @@ def build_transform_dags() -> list[DAG]:
 __all__ = [
     "build_extract_dag",
     "build_extract_dags",
+    "build_reverse_etl_dag",
+    "build_reverse_etl_dags",
     "build_transform_dag",
     "build_transform_dags",
     "table_asset",

@@ -17,6 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from elt_platform.reverse_etl import exports as reverse_etl_exports
+
 log = logging.getLogger(__name__)
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -67,6 +69,15 @@ OPS_TABLES: dict[str, tuple[pa.Schema, str]] = {
         pa.schema([("key", pa.string()), ("value", pa.string()), ("updated_at", _TS)]),
         "elt_platform.state:list_watermarks",
     ),
+    "ops.reverse_etl_state": (
+        reverse_etl_exports.STATE_SCHEMA,
+        "elt_platform.reverse_etl.exports:state_rows",
+    ),
+    "ops.reverse_etl_runs": (reverse_etl_exports.RUNS_SCHEMA, "elt_platform.reverse_etl.exports:run_rows"),
+    "ops.reverse_etl_review": (
+        reverse_etl_exports.REVIEW_SCHEMA,
+        "elt_platform.reverse_etl.exports:review_rows",
+    ),
 }
 
 
@@ -76,32 +87,61 @@ def _rows(lister: str, store: Any) -> list[dict[str, Any]]:
     return [asdict(row) if is_dataclass(row) and not isinstance(row, type) else dict(row) for row in found]
 
 
-def export_state(*, catalog: Any = None, store: Any = None) -> dict[str, int]:
-    """Replace every ``ops`` table by the state store's current rows.
-
-    Returns:
-        Table → rows written.
-    """
+def _ops_table(catalog: Any, identifier: str, schema: pa.Schema) -> Any:
     from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+
+    try:
+        catalog.create_namespace("ops")
+    except NamespaceAlreadyExistsError:
+        pass
+    try:
+        return catalog.load_table(identifier)
+    except NoSuchTableError:
+        return catalog.create_table(identifier, schema=schema)
+
+
+def export_plan(destination: str, run_id: str, *, catalog: Any = None, store: Any = None) -> int:
+    """Append one reverse-ETL run's plan to ``ops.reverse_etl_plans`` in one commit (a rerun of the
+    same run replaces its rows). Returns the rows written."""
+    from pyiceberg.expressions import And, EqualTo
 
     from elt_platform.iceberg.catalog import load_catalog
     from elt_platform.state import open_state_store
 
     catalog = catalog or load_catalog()
     store = store or open_state_store()
-    try:
-        catalog.create_namespace("ops")
-    except NamespaceAlreadyExistsError:
-        pass
+    schema = reverse_etl_exports.PLAN_SCHEMA
+    rows = reverse_etl_exports.plan_rows(store, destination, run_id)
+    data = pa.Table.from_pylist(rows, schema=schema)
+    table = _ops_table(catalog, reverse_etl_exports.PLAN_TABLE, schema)
+    table.overwrite(
+        data,
+        overwrite_filter=And(
+            EqualTo("destination", destination),  # type: ignore[call-arg, misc, arg-type]
+            EqualTo("run_id", run_id),  # type: ignore[call-arg, misc, arg-type]
+        ),
+        snapshot_properties={"elt.run_id": run_id},
+    )
+    return len(data)
+
+
+def export_state(*, catalog: Any = None, store: Any = None) -> dict[str, int]:
+    """Replace every ``ops`` table by the state store's current rows.
+
+    Returns:
+        Table → rows written.
+    """
+    from elt_platform.iceberg.catalog import load_catalog
+    from elt_platform.state import open_state_store
+
+    catalog = catalog or load_catalog()
+    store = store or open_state_store()
     exported_at = datetime.now(UTC).isoformat()
     written = {}
     for identifier, (schema, lister) in OPS_TABLES.items():
         rows = _rows(lister, store)
         data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
-        try:
-            table = catalog.load_table(identifier)
-        except NoSuchTableError:
-            table = catalog.create_table(identifier, schema=schema)
+        table = _ops_table(catalog, identifier, schema)
         table.overwrite(data, snapshot_properties={"elt.ops_exported_at": exported_at})
         written[identifier] = len(data)
     log.info("ops export: %s", written)

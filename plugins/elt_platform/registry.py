@@ -126,6 +126,8 @@ class Domain:
         rebuild: ``interval`` — rebuild each pending data interval (merged where they touch);
             ``state`` — silver/gold are the state derived from all of bronze, rebuilt whole.
         silver_tables / gold_tables: tables the transform produces (its outlet assets, CLI counts).
+        outbound_tables: reverse-ETL feeds (``outbound.*``, dbt ``models/outbound/``) its gold step
+            also builds; they hold the contact data CRMs need in clear, so they are not in ``gold``.
         silver_suites: quality suites gating silver before gold is built.
         owner / start_date: as for sources.
         sweep: cron of the safety-net run that picks up pending work even if an asset event was
@@ -144,6 +146,7 @@ class Domain:
     start_date: datetime
     doc: str
     silver_suites: tuple[str, ...] = ()
+    outbound_tables: tuple[str, ...] = ()
     sweep: str = "*/30 * * * *"
     dbt_settings: str | None = None
 
@@ -161,24 +164,75 @@ class Domain:
         ]
 
     def gold_selectors(self) -> list[str]:
-        """dbt selectors of the gold step: the domain's marts."""
-        return [f"path:models/marts/{self.name}"]
+        """dbt selectors of the gold step: the domain's marts (and outbound feeds, if it has any)."""
+        marts = [f"path:models/marts/{self.name}"]
+        return [*marts, "path:models/outbound"] if self.outbound_tables else marts
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """When a reverse-ETL run waits for a person's approval before writing.
+
+    Attributes:
+        first_run: the first run against a destination (nothing sent yet) always asks.
+        max_creates: more creates than this in one run asks.
+        max_touched_share: writes touching more than this share of the destination's rows asks.
+    """
+
+    first_run: bool = True
+    max_creates: int = 500
+    max_touched_share: float = 0.2
 
 
 @dataclass(frozen=True)
 class Destination:
-    """A reverse-ETL destination (declared by the reverse-ETL issue; one DAG each)."""
+    """A reverse-ETL destination: one ``reverse_etl_<name>`` DAG pushing an outbound table to a CRM.
+
+    Attributes:
+        name: short name (``bitrix24``); outbox records and ``ops.reverse_etl_*`` rows carry it.
+        title: human name.
+        owner / start_date: as for sources.
+        outbound_table: the Iceberg table the dbt outbound model builds (``outbound.<name>_deals``).
+        domain: the domain whose transform builds it (the DAG waits on that table's asset).
+        adapter: ``module:function`` returning the destination's adapter
+            (:class:`elt_platform.reverse_etl.adapter.DestinationAdapter`) built from its connection.
+        contract: JSON Schema of one outbound row, relative to the repository root.
+        connection: Airflow connection id of the CRM account (shown by ``make run``; never its secret).
+        endpoint_env: variable whose presence means a real CRM is configured (default
+            ``AIRFLOW_CONN_<CONNECTION>``); without it ``make run`` starts the sandbox.
+        sandbox: ``module:function`` of a context manager starting the CRM's sandbox (tests/``make run``).
+        schedule: cron of the freshness path (the DAG also runs when the outbound table changes).
+        max_attempts: failed writes of a row before it is parked as a dead letter.
+        approval: when a run waits for a person.
+        doc: ``doc_md`` of the DAG.
+    """
 
     name: str
+    title: str
     owner: str
     start_date: datetime
-    outbound_model: str
+    outbound_table: str
+    domain: str
+    adapter: str
+    contract: str
     doc: str
-    schedule: str = "*/5 * * * *"
+    connection: str | None = None
+    endpoint_env: str | None = None
+    sandbox: str | None = None
+    schedule: str = "*/2 * * * *"
+    max_attempts: int = 5
+    approval: ApprovalPolicy = ApprovalPolicy()
 
     @property
     def dag_id(self) -> str:
         return f"reverse_etl_{self.name}"
+
+    @property
+    def endpoint_variable(self) -> str | None:
+        """The variable that points the destination at a real CRM (see ``endpoint_env``)."""
+        if self.endpoint_env:
+            return self.endpoint_env
+        return f"AIRFLOW_CONN_{self.connection.upper()}" if self.connection else None
 
 
 @dataclass(frozen=True)
@@ -214,6 +268,11 @@ class Registry:
             unknown = [s for s in domain.sources if s not in self.sources]
             if unknown:
                 raise RegistryError(f"domain {domain.name!r} reads unknown sources {unknown}")
+        for destination in self.destinations.values():
+            if destination.domain not in self.domains:
+                raise RegistryError(
+                    f"destination {destination.name!r} is built by undeclared domain {destination.domain!r}"
+                )
         for source in self.sources.values():
             unknown = [d for d in source.domains if d not in self.domains]
             if unknown:
@@ -248,7 +307,7 @@ class Registry:
         names: list[str] = [t for s in sources for t in s.bronze_tables]
         for domain in self.domains.values():
             if source is None or source in domain.sources:
-                names += [*domain.silver_tables, *domain.gold_tables]
+                names += [*domain.silver_tables, *domain.gold_tables, *domain.outbound_tables]
         return list(dict.fromkeys(names))
 
 
@@ -295,6 +354,8 @@ def build_registry(modules: Iterable[object]) -> Registry:
                 raise RegistryError(f"domain {domain.name!r} declared twice")
             domains[domain.name] = domain
         for destination in getattr(module, "DESTINATIONS", ()):
+            if destination.name in destinations:
+                raise RegistryError(f"destination {destination.name!r} declared twice")
             destinations[destination.name] = destination
     return Registry(sources=sources, domains=domains, destinations=destinations)
 

@@ -40,6 +40,7 @@ by_file = pytest.mark.parametrize(
 REGISTRY_FILES = {
     DAGS_DIR / "extract" / "extract_dags.py": "extract",
     DAGS_DIR / "transform" / "transform_dags.py": "transform",
+    DAGS_DIR / "reverse_etl" / "reverse_etl_dags.py": "reverse_etl",
 }
 
 
@@ -48,6 +49,8 @@ def _registry_dag_ids(kind: str) -> list[str]:
 
     if kind == "extract":
         return sorted(e.dag_id for _, e in registry().extracts())
+    if kind == "reverse_etl":
+        return sorted(d.dag_id for d in registry().destinations.values())
     return sorted(d.dag_id for d in registry().domains.values())
 
 

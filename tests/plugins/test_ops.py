@@ -33,6 +33,9 @@ def test_export_copies_ledger_breakers_budgets_and_watermarks(catalog, tmp_path)
         "ops.circuit_breakers": 1,
         "ops.request_budgets": 1,
         "ops.watermarks": 1,
+        "ops.reverse_etl_state": 0,
+        "ops.reverse_etl_runs": 0,
+        "ops.reverse_etl_review": 0,
     }
     ledger_rows = catalog.load_table("ops.transform_ledger").scan().to_arrow().to_pylist()
     assert [(r["domain"], r["slice_key"], r["status"], r["start"]) for r in ledger_rows] == [

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -121,4 +122,61 @@ transform_ledger = Table(
     Column("done_at", UTCDateTime),
     _updated_at(),
     Index("ix_transform_ledger_domain_status", "domain", "status"),
+)
+
+DESTINATION_LENGTH = 100
+EXTERNAL_ID_LENGTH = 200
+
+# The reverse-ETL outbox: one row per destination and external id (F<branch>_<ID>) — what was last
+# sent, the CRM ids it maps to, and where the row is in its life (sent / intent / failed / dead / review).
+reverse_etl_records = Table(
+    "reverse_etl_records",
+    metadata,
+    Column("destination", String(DESTINATION_LENGTH), primary_key=True),
+    Column("external_id", String(EXTERNAL_ID_LENGTH), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("row_hash", String(64)),
+    Column("sent_fields", Text),
+    Column("crm_ids", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_run_id", String(RUN_ID_LENGTH)),
+    _updated_at(),
+    Index("ix_reverse_etl_records_destination_status", "destination", "status"),
+)
+
+# One run's plan: a row per candidate with the action, the matching rule that fired, the field diff,
+# and — once executed — its outcome. Also the operation log the error-rate alert counts.
+reverse_etl_plan = Table(
+    "reverse_etl_plan",
+    metadata,
+    Column("run_id", String(RUN_ID_LENGTH), primary_key=True),
+    Column("destination", String(DESTINATION_LENGTH), primary_key=True),
+    Column("external_id", String(EXTERNAL_ID_LENGTH), primary_key=True),
+    Column("reason", String(20), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("rule", String(60), nullable=False),
+    Column("row_hash", String(64)),
+    Column("row_json", Text, nullable=False),
+    Column("fields_json", Text),
+    Column("diff_json", Text),
+    Column("crm_ids", Text),
+    Column("outcome", String(20)),
+    Column("error", Text),
+    _updated_at(),
+    Index("ix_reverse_etl_plan_destination_updated", "destination", "updated_at"),
+)
+
+reverse_etl_runs = Table(
+    "reverse_etl_runs",
+    metadata,
+    Column("run_id", String(RUN_ID_LENGTH), primary_key=True),
+    Column("destination", String(DESTINATION_LENGTH), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("summary", Text),
+    _updated_at(),
 )

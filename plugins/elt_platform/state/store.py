@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -220,6 +220,15 @@ class StateStore:
         statement = self._insert(table).values(**values)
         updates = {name: statement.excluded[name] for name in values if name not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+
+    def upsert_many(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """:meth:`upsert` for many rows with the same columns, in one executemany."""
+        if not rows:
+            return
+        keys = [column.name for column in table.primary_key.columns]
+        statement = self._insert(table)
+        updates = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), list(rows))
 
     def _insert(self, table: Table) -> SqliteInsert | PostgresInsert:
         if self.dialect_name == "sqlite":

@@ -1,0 +1,295 @@
+"""The reverse-ETL run: plan → (approve) → execute → report, as plain functions the DAG tasks call.
+
+* :func:`plan_run` reads the outbound table, checks each row against the contract, picks the rows that
+  need work (new, changed, due for retry, left in ``intent`` by a killed run), lets the destination
+  match them in the CRM (read-only) and stores the decisions. It returns a summary without personal
+  data (it travels through XCom) saying whether a person must approve.
+* :func:`execute_run` writes the stored plan in chunks — intent committed before each CRM batch,
+  outcomes after — so a run killed anywhere and rerun creates nothing twice and loses nothing.
+* :func:`report_run` closes the run with its counts, logs them and exports the ``ops.reverse_etl_*``
+  tables analysts read.
+* :func:`check_error_rate` is the alert rule: more than 10 % failed operations in the last hour.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from elt_platform.registry import Destination, call, registry
+from elt_platform.reverse_etl import feed
+from elt_platform.reverse_etl.adapter import DestinationAdapter
+from elt_platform.reverse_etl.plan import (
+    CREATE_ACTIONS,
+    INVALID,
+    REVIEW,
+    REVIEW_ACTION,
+    SKIP_PROTECTED,
+    SKIP_UNCHANGED,
+    WRITE_ACTIONS,
+    Candidate,
+    Decision,
+    select_candidates,
+)
+from elt_platform.state import outbox
+from elt_platform.state.store import StateStore, open_state_store, utcnow
+
+log = logging.getLogger(__name__)
+
+#: The alert threshold of the spec: failed operations over 10 % of the last hour's.
+ERROR_RATE_THRESHOLD = 0.10
+ERROR_RATE_WINDOW = timedelta(hours=1)
+
+
+class ErrorRateExceeded(RuntimeError):
+    """More than the allowed share of a destination's operations failed in the window."""
+
+
+def _destination(name: str) -> Destination:
+    return registry().destinations[name]
+
+
+def _adapter(destination: Destination) -> DestinationAdapter:
+    return call(destination.adapter)
+
+
+def plan_run(
+    name: str,
+    run_id: str,
+    *,
+    dry_run: bool = False,
+    store: StateStore | None = None,
+    catalog: Any = None,
+    adapter: DestinationAdapter | None = None,
+) -> dict[str, Any]:
+    """Plan one run of destination ``name`` and store the plan.
+
+    Returns:
+        The summary: counts per action and per reason rows were left alone, creates, the share of the
+        destination's rows touched, ``needs_approval`` with its reasons, and ``text`` (one paragraph
+        for the approval form and the log). No personal data.
+
+    Raises:
+        ConfigurationError: the destination's configuration does not match the CRM.
+    """
+    destination = _destination(name)
+    store = store or open_state_store()
+    own_adapter = adapter is None
+    adapter = adapter or _adapter(destination)
+    try:
+        adapter.validate()
+        now = utcnow()
+        outbox.start_run(store, name, run_id, dry_run=dry_run)
+        first_run = not outbox.has_sent_before(store, name)
+        rows = feed.read_outbound(destination.outbound_table, catalog=catalog)
+        records = outbox.load_records(store, name)
+        valid, invalid = [], []
+        for row in rows:
+            reason = feed.contract_errors(row, destination.contract)
+            if reason is None:
+                valid.append(row)
+            elif records.get(str(row.get("external_id"))) is None or records[
+                str(row.get("external_id"))
+            ].row_hash != row.get("row_hash"):
+                candidate = Candidate(str(row.get("external_id")), "new", row, None)
+                invalid.append(Decision(candidate, INVALID, "contract", note=f"contract: {reason}"))
+        selection = select_candidates(valid, records, now)
+        decisions = [*invalid, *adapter.resolve(selection.candidates)]
+        outbox.save_plan(store, name, run_id, decisions)
+        outbox.set_run_status(store, name, run_id, "planned")
+    finally:
+        if own_adapter:
+            adapter.close()
+    actions = Counter(d.action for d in decisions)
+    creates = sum(actions[a] for a in CREATE_ACTIONS)
+    writes = sum(actions[a] for a in WRITE_ACTIONS)
+    # "Touched" = updates of deals the sync already manages (creates have their own threshold).
+    touched = (writes - creates) / len(records) if records else 0.0
+    reasons = []
+    if destination.approval.first_run and first_run and writes:
+        reasons.append("first run against this destination")
+    if creates > destination.approval.max_creates:
+        reasons.append(f"{creates} creates > {destination.approval.max_creates}")
+    if touched > destination.approval.max_touched_share:
+        reasons.append(
+            f"{touched:.0%} of the deals already synced would change "
+            f"> {destination.approval.max_touched_share:.0%}"
+        )
+    summary = {
+        "destination": name,
+        "run_id": run_id,
+        "dry_run": dry_run,
+        "rows": len(rows),
+        "candidates": len(selection.candidates),
+        "actions": dict(sorted(actions.items())),
+        "left_alone": dict(sorted(selection.left_alone.items())),
+        "creates": creates,
+        "writes": writes,
+        "touched_share": round(touched, 4),
+        "needs_approval": bool(reasons),
+        "approval_reasons": reasons,
+    }
+    summary["text"] = _summary_text(destination, summary)
+    log.info("%s", summary["text"])
+    return summary
+
+
+def _summary_text(destination: Destination, summary: dict[str, Any]) -> str:
+    actions = ", ".join(f"{n} {a}" for a, n in summary["actions"].items()) or "nothing to do"
+    left = ", ".join(f"{n} {r}" for r, n in summary["left_alone"].items()) or "none"
+    text = (
+        f"{destination.title} plan {summary['run_id']}: {summary['rows']} outbound rows, "
+        f"{summary['candidates']} need work → {actions}; left alone: {left}."
+    )
+    if summary["needs_approval"]:
+        text += " Approval needed: " + "; ".join(summary["approval_reasons"]) + "."
+    if summary["dry_run"]:
+        text += " Dry run: nothing will be sent."
+    return text
+
+
+def _decision(row: dict[str, Any]) -> Decision:
+    candidate = Candidate(row["external_id"], row["reason"], row["row"], None)
+    diff = row["diff"] or {}
+    return Decision(
+        candidate,
+        row["action"],
+        row["rule"],
+        fields=row["fields"] or {},
+        diff=diff.get("changed") or {},
+        protected=diff.get("protected") or {},
+        crm_ids=row["crm_ids"] or {},
+        note=diff.get("note"),
+    )
+
+
+def execute_run(
+    name: str,
+    run_id: str,
+    *,
+    store: StateStore | None = None,
+    adapter: DestinationAdapter | None = None,
+) -> dict[str, int]:
+    """Execute the stored plan of ``run_id``: intent → CRM batch → outcomes, chunk by chunk.
+
+    Returns:
+        Counts: ``created``, ``updated``, ``unchanged``, ``protected``, ``review``, ``invalid``,
+        ``failed`` (retry queued), ``dead`` (parked).
+    """
+    destination = _destination(name)
+    store = store or open_state_store()
+    decisions = [_decision(row) for row in outbox.plan_rows(store, name, run_id) if row["outcome"] is None]
+    by_action: dict[str, list[Decision]] = {}
+    for decision in decisions:
+        by_action.setdefault(decision.action, []).append(decision)
+    outbox.set_run_status(store, name, run_id, "executing")
+    review = by_action.get(REVIEW_ACTION, []) + by_action.get(INVALID, [])
+    outbox.record_without_write(store, name, run_id, review, REVIEW)
+    skipped = by_action.get(SKIP_UNCHANGED, []) + by_action.get(SKIP_PROTECTED, [])
+    outbox.record_without_write(store, name, run_id, skipped, "skipped")
+    counts: Counter[str] = Counter(
+        unchanged=len(by_action.get(SKIP_UNCHANGED, [])),
+        protected=len(by_action.get(SKIP_PROTECTED, [])),
+        review=len(by_action.get(REVIEW_ACTION, [])),
+        invalid=len(by_action.get(INVALID, [])),
+    )
+    writes = [d for d in decisions if d.action in WRITE_ACTIONS]
+    if not writes:
+        return dict(counts)
+    own_adapter = adapter is None
+    adapter = adapter or _adapter(destination)
+    try:
+        for start in range(0, len(writes), adapter.chunk_size):
+            chunk = writes[start : start + adapter.chunk_size]
+            outbox.mark_intent(store, name, run_id, [d.external_id for d in chunk])
+            outcomes = adapter.execute(chunk)
+            result = outbox.record_outcomes(
+                store,
+                name,
+                run_id,
+                {d.external_id: d for d in chunk},
+                outcomes,
+                max_attempts=destination.max_attempts,
+            )
+            ok = {o.external_id for o in outcomes if o.ok}
+            for decision in chunk:
+                if decision.external_id in ok:
+                    counts["created" if decision.action in CREATE_ACTIONS else "updated"] += 1
+            counts["failed"] += result["failed"]
+            counts["dead"] += result["dead"]
+            log.info(
+                "%s: %d/%d writes done (%d failed so far)",
+                destination.title,
+                min(start + len(chunk), len(writes)),
+                len(writes),
+                counts["failed"] + counts["dead"],
+            )
+    finally:
+        if own_adapter:
+            adapter.close()
+    return dict(counts)
+
+
+def report_run(
+    name: str,
+    run_id: str,
+    counts: dict[str, int] | None,
+    *,
+    dry_run: bool = False,
+    store: StateStore | None = None,
+    catalog: Any = None,
+) -> dict[str, Any]:
+    """Close the run (status, counts, queue sizes), log the report and export ``ops.reverse_etl_*``.
+
+    Args:
+        counts: what :func:`execute_run` returned; None when execution was skipped (dry run, rejected).
+    """
+    from elt_platform.ops import export_plan, export_state
+
+    store = store or open_state_store()
+    queues = outbox.queue_sizes(store, name).get(name, {})
+    status = "dry-run" if dry_run else ("skipped" if counts is None else "done")
+    report = {
+        "destination": name,
+        "run_id": run_id,
+        "status": status,
+        **{k: (counts or {}).get(k, 0) for k in REPORT_COUNTS},
+        "retry_queue": queues.get("failed", 0),
+        "dead_letters": queues.get("dead", 0),
+        "in_review": queues.get("review", 0),
+    }
+    outbox.finish_run(store, name, run_id, status, report)
+    log.info(
+        "%s run %s %s: %s",
+        _destination(name).title,
+        run_id,
+        status,
+        ", ".join(f"{k} {report[k]}" for k in (*REPORT_COUNTS, "retry_queue", "dead_letters")),
+    )
+    export_plan(name, run_id, store=store, catalog=catalog)
+    export_state(store=store, catalog=catalog)
+    return report
+
+
+REPORT_COUNTS = ("created", "updated", "unchanged", "protected", "review", "invalid", "failed", "dead")
+
+
+def check_error_rate(name: str, *, store: StateStore | None = None) -> dict[str, Any]:
+    """The alert rule: failed / executed operations of the last hour.
+
+    Raises:
+        ErrorRateExceeded: the share is above :data:`ERROR_RATE_THRESHOLD`.
+    """
+    store = store or open_state_store()
+    failed, executed = outbox.error_rate(store, name, window=ERROR_RATE_WINDOW)
+    rate = failed / executed if executed else 0.0
+    result = {"destination": name, "failed": failed, "executed": executed, "rate": round(rate, 4)}
+    if rate > ERROR_RATE_THRESHOLD:
+        raise ErrorRateExceeded(
+            f"{_destination(name).title}: {failed} of {executed} operations failed in the last hour "
+            f"({rate:.0%} > {ERROR_RATE_THRESHOLD:.0%}); see ops.reverse_etl_plans and "
+            "`elt reverse-etl status`"
+        )
+    return result

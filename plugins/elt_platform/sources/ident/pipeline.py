@@ -75,13 +75,15 @@ DOMAINS = (
             "gold.ident_treatment_plans",
             "gold.ident_doctor_load",
         ),
+        outbound_tables=("outbound.bitrix24_deals", "outbound.amocrm_deals"),
         owner=OWNER,
         start_date=datetime(2024, 1, 1),
         dbt_settings="elt_platform.sources.ident.dbt:dbt_settings",
         doc=(
             "Build the clinic domain (iDent) with dbt: silver keeps the latest version of every reception, "
             "patient, staff member and treatment plan per database (tombstoned keys marked deleted); "
-            "gold builds receptions, the reception funnel, treatment plans and doctor load by local day."
+            "gold builds receptions, the reception funnel, treatment plans and doctor load by local day; "
+            "outbound builds the CRM deal feeds the reverse-ETL DAGs push."
         ),
     ),
 )

@@ -1,0 +1,41 @@
+{{
+    config(
+        alias='bitrix24_deals',
+    )
+}}
+-- outbound.bitrix24_deals: the deal feed reverse_etl_bitrix24 pushes to Bitrix24, one row per live reception
+-- of a known branch (external_id F<branch>_<ID>). Columns and rules in _outbound__models.yml; the row's
+-- contract is schemas/contracts/bitrix24/deal.schema.json.
+{#- The fields Bitrix24 receives, hashed into row_hash; the other columns are keys and context for the sync. -#}
+{%- set sent = [
+    'external_id', 'deal_title', 'funnel', 'stage_code', 'status',
+    'patient_full_name', 'phone', 'patient_number', 'reception_id',
+    'plan_start_iso', 'plan_end_iso', 'branch_name', 'armchair_name',
+    'doctor_name', 'doctor_speciality', 'services', 'amount', 'cancel_reason', 'comment',
+] %}
+with
+
+deals as (
+
+    select * from {{ ref('int_receptions_prepared_as_deals') }}
+
+),
+
+final as (
+
+    select
+        {%- for column in sent %}
+            {{ column }},
+        {%- endfor %}
+        source_db,
+        branch_number,
+        patient_id,
+        reception_date,
+        completed_receptions_before,
+        changed_at,
+        {{ outbound_row_hash(sent) }} as row_hash
+    from deals
+
+)
+
+select * from final

@@ -26,7 +26,8 @@ import logging
 import os
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -160,10 +161,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             else:
                 endpoint = "no sandbox and no endpoint configured"
             print(f"» {source.name:10} {endpoint}", file=out)
+        # Reverse ETL of the domains run: each destination's CRM, or its sandbox (whose runs need no
+        # approval: nobody is there to give it).
+        destinations = [d for d in reg.destinations.values() if d.domain in {m.name for m in domains}]
+        for destination in destinations:
+            if destination.endpoint_variable and os.environ.get(destination.endpoint_variable):
+                endpoint = f"{destination.connection} connection (runs wait for approval when needed)"
+            elif destination.sandbox:
+                endpoint = stack.enter_context(call(destination.sandbox, options))
+                stack.enter_context(_auto_approved(destination.name))
+            else:
+                endpoint = "no sandbox and no endpoint configured"
+            print(f"» {destination.name:10} {endpoint}", file=out)
         if not args.verbose:
             print(f"» logs       {log_path}", file=out)
         runs = [(e.dag_id, conf if e.kind == "interval" else {}) for s in sources for e in s.extracts]
         runs += [(d.dag_id, {}) for d in domains]
+        runs += [(d.dag_id, {}) for d in destinations]
         for dag_id, run_conf in runs:
             try:
                 report = run_dag(dag_id, run_conf, check=False)
@@ -180,6 +194,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@contextmanager
+def _auto_approved(destination: str) -> Iterator[None]:
+    """While a sandbox stands in for ``destination``'s CRM, its plans need no person's approval."""
+    from elt_platform.reverse_etl.runs import AUTO_APPROVE_VARIABLE
+
+    before = os.environ.get(AUTO_APPROVE_VARIABLE)
+    names = [n for n in (before or "").split(",") if n]
+    os.environ[AUTO_APPROVE_VARIABLE] = ",".join([*names, destination])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(AUTO_APPROVE_VARIABLE, None)
+        else:
+            os.environ[AUTO_APPROVE_VARIABLE] = before
+
+
 def print_summary(seconds: float, sources, failed: list[str], log_path) -> None:
     config = PlatformConfig.from_env()
     reg = registry()
@@ -193,6 +224,14 @@ def print_summary(seconds: float, sources, failed: list[str], log_path) -> None:
         for name in reg.tables(source.name):
             count = counts.get(name)
             print(f"  {source.name:8} {name:44} {'-' if count is None else f'{count:,}':>10}")
+    if reg.destinations:
+        from elt_platform.state import open_state_store, outbox
+
+        sizes = outbox.queue_sizes(open_state_store())
+        print(f"\n  {'CRM':8} {'records by status (reverse ETL)':44}")
+        for name in reg.destinations:
+            line = ", ".join(f"{status} {n:,}" for status, n in sorted(sizes.get(name, {}).items()))
+            print(f"  {name:8} {line or 'nothing sent'}")
     print(f"\n  warehouse:       {config.warehouse}")
     print(f"  catalog:         {config.catalog_uri}")
     print(f"  raw responses:   {config.landing_uri}")
@@ -311,9 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_counts, source="onec"
     )
     from elt_platform.airflow_local import register as register_airflow
+    from elt_platform.reverse_etl.commands import register as register_reverse_etl
     from elt_platform.state.commands import register as register_state
 
     register_state(sub)
+    register_reverse_etl(sub)
     register_airflow(sub)
     return parser
 

@@ -51,6 +51,9 @@ from elt_platform.http.retry import (
 
 logger = logging.getLogger(__name__)
 
+#: Statuses by which a server says it did not run the request (rate limits): safe to repeat even a write.
+REFUSED_BEFORE_RUNNING = frozenset({429, 503})
+
 DEFAULT_USER_AGENT = f"elt-platform (python-requests/{requests.__version__})"
 AUTH_STATUSES = frozenset({401, 403})
 #: ``(connect, read)`` seconds per attempt: a page of a few hundred KB (an Alaqan day, 250 amoCRM leads with
@@ -126,6 +129,7 @@ class _Call:
     log_url: str = ""
     sent: int = 0
     refreshed: bool = False
+    idempotent: bool = True
 
 
 class HttpOptions(TypedDict, total=False):
@@ -287,6 +291,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         what: str | None = None,
         expect_json: bool = True,
+        idempotent: bool = True,
     ) -> HttpResponse:
         """Send one logical request, retrying transient failures.
 
@@ -301,6 +306,10 @@ class HttpClient:
                 personal data in it are masked. Defaults to ``"<METHOD> <path>"``.
             expect_json: Decode the body now, so a non-JSON answer fails here (the decoded value is cached
                 for :meth:`HttpResponse.json`); False returns the body untouched (e.g. to land it as is).
+            idempotent: False for a write that must not run twice (a CRM create): it is retried only
+                when the server refused it before running it — 429 and 503 (rate limits) or a connection
+                that was never established; a timeout or another 5xx may come after the write happened,
+                so it fails at once (the caller's outbox looks the record up before trying again).
 
         Returns:
             The successful (< 400) response.
@@ -330,6 +339,7 @@ class HttpClient:
             json=json,
             data=data,
             headers={**self._headers, **(headers or {})},
+            idempotent=idempotent,
         )
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
@@ -401,7 +411,10 @@ class HttpClient:
         except RETRYABLE_EXCEPTIONS as exc:
             # Chain dropped (from None) and only the class name kept: requests' messages quote the URL,
             # which may carry a webhook token or personal data; the redacted text goes in `detail`.
-            raise RetryableFailure(type(exc).__name__, detail=self._redactor(str(exc))[:300]) from None
+            failure = RetryableFailure(type(exc).__name__, detail=self._redactor(str(exc))[:300])
+            if not call.idempotent and not isinstance(exc, requests.ConnectTimeout):
+                raise self._not_repeated(call, failure) from None
+            raise failure from None
         except requests.RequestException as exc:
             raise self._error(
                 RequestError,
@@ -457,7 +470,10 @@ class HttpClient:
             )
         if status in self.retry_statuses:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now=self._now())
-            raise RetryableFailure(f"HTTP {status}", status=status, retry_after=retry_after, detail=said)
+            failure = RetryableFailure(f"HTTP {status}", status=status, retry_after=retry_after, detail=said)
+            if not call.idempotent and status not in REFUSED_BEFORE_RUNNING:
+                raise self._not_repeated(call, failure)
+            raise failure
         raise self._error(
             RequestError,
             f"{self._label(call)}: HTTP {status}, request refused ({said})",
@@ -494,6 +510,11 @@ class HttpClient:
             delay,
             source,
         )
+
+    def _not_repeated(self, call: _Call, failure: RetryableFailure) -> HttpError:
+        error = self._exhausted(call, failure)
+        error.args = (f"{error.args[0]} — a write, not repeated: it may have run",)
+        return error
 
     def _exhausted(self, call: _Call, failure: RetryableFailure) -> HttpError:
         cls = RateLimitedError if failure.status == 429 else ServerError

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,10 @@ from elt_platform.state import outbox
 from elt_platform.state.store import StateStore, open_state_store, utcnow
 
 log = logging.getLogger(__name__)
+
+#: Destinations whose plans never wait for a person (comma-separated names, or ``all``): for unattended
+#: environments such as the sandboxes of ``make run`` and CI. Production leaves it unset.
+AUTO_APPROVE_VARIABLE = "ELT_REVERSE_ETL_AUTO_APPROVE"
 
 #: The alert threshold of the spec: failed operations over 10 % of the last hour's.
 ERROR_RATE_THRESHOLD = 0.10
@@ -117,6 +122,10 @@ def plan_run(
             f"{touched:.0%} of the deals already synced would change "
             f"> {destination.approval.max_touched_share:.0%}"
         )
+    auto = {n.strip() for n in os.environ.get(AUTO_APPROVE_VARIABLE, "").split(",") if n.strip()}
+    if reasons and (name in auto or "all" in auto):
+        log.info("%s: approval not asked (%s=%s): %s", name, AUTO_APPROVE_VARIABLE, ",".join(auto), reasons)
+        reasons = []
     summary = {
         "destination": name,
         "run_id": run_id,

@@ -151,3 +151,25 @@ def ident(options: SandboxOptions) -> Iterator[str]:
             f"{len(cluster.names)} databases, {sum(map(len, catalog.LAYOUT))} branches, scale {scale}, "
             f"seed {options.seed}, up to {today:%Y-%m-%d}"
         )
+
+
+@contextmanager
+def bitrix24(options: SandboxOptions) -> Iterator[str]:
+    """A Bitrix24 portal (incoming webhook) on a free 127.0.0.1 port, as the ``crm_bitrix24`` connection.
+
+    The portal has the clinic pipeline and user fields ``schemas/destinations/bitrix24.yaml`` names, and
+    existing contacts, leads and deals (shared family phones among them), as a portal in use has.
+    """
+    from elt_platform.sandbox.bitrix24.generator import populate
+    from elt_platform.sandbox.bitrix24.server import Bitrix24SandboxServer
+
+    server = Bitrix24SandboxServer()
+    made = populate(server.portal, seed=options.seed, contacts=300, leads=60, deals=200)
+    seeded = f"{len(made.contacts)} contacts, {len(made.leads)} leads, {len(made.deals)} deals"
+    server.start()
+    try:
+        variable = "AIRFLOW_CONN_CRM_BITRIX24"
+        with _env(variable, json.dumps({"conn_type": "http", "host": server.webhook_url})):
+            yield f"sandbox portal {server.root_url} ({seeded}, seed {options.seed})"
+    finally:
+        server.stop()

@@ -509,3 +509,23 @@ def test_personal_data_in_params_is_masked_in_logs_but_sent_intact(
     (line,) = [r.getMessage() for r in caplog.records if r.name.startswith("elt_platform")]
     assert "iin=6507******49&email=***@example.kz&phone=***67 -> 200" in line
     assert not any(value in caplog.text for value in params.values())
+
+
+@pytest.mark.parametrize(
+    ("status", "attempts", "repeated"),
+    [(500, 1, False), (502, 1, False), (504, 1, False), (429, 2, True), (503, 2, True)],
+)
+def test_a_write_is_repeated_only_when_the_server_refused_it_before_running_it(
+    server: ScriptedServer, status: int, attempts: int, repeated: bool
+) -> None:
+    server.script(Reply(status, b"{}"), Reply(200, b'{"ok": true}'))
+    client, _ = _client(server)
+
+    with client:
+        if repeated:
+            assert client.request("POST", "batch", json={}, idempotent=False).json() == {"ok": True}
+        else:
+            with pytest.raises(ServerError, match="a write, not repeated: it may have run"):
+                client.request("POST", "batch", json={}, idempotent=False)
+
+    assert server.count == attempts

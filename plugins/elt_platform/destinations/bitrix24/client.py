@@ -669,13 +669,14 @@ class Bitrix24Client:
     ) -> dict[str, list[dict[str, Any]]]:
         """Deals whose ``field`` equals each value (e.g. the external-id user field ``UF_CRM_…``).
 
-        One ``crm.deal.list`` command per value, through ``batch``; a value matching more than 50 deals
-        has its further pages fetched one by one.
+        ``crm.deal.list`` with the ``@`` (in) filter: one command looks up 50 values (a page holds 50
+        deals; a command whose values match more deals has its further pages fetched one by one), the
+        commands go through ``batch`` — 2,500 values per call instead of 50.
 
         Args:
-            field: The filter key (no prefix = exact match; a prefix such as ``%`` changes the operator).
+            field: The field compared for equality (no filter prefix).
             values: The values looked up; keys of the answer are ``str(value)``.
-            select: Fields of each deal (include ``ID`` and ``field``).
+            select: Fields of each deal (``ID`` and ``field`` are added).
 
         Returns:
             ``str(value) -> deals`` ordered by ``ID`` (``[]`` when none).
@@ -685,20 +686,24 @@ class Bitrix24Client:
             HttpError: See :meth:`call`.
         """
         unique = list(dict.fromkeys(str(value) for value in values))
-        order = {"ID": "ASC"}
+        chunks = [unique[i : i + PAGE_SIZE] for i in range(0, len(unique), PAGE_SIZE)]
+        fields = list(dict.fromkeys(["ID", field, *select]))
 
-        def params(value: str) -> dict[str, Any]:
-            return {"filter": {field: value}, "select": list(select), "order": order}
+        def params(chunk: list[str]) -> dict[str, Any]:
+            return {"filter": {f"@{field}": chunk}, "select": fields, "order": {"ID": "ASC"}}
 
         results = self.batch(
-            {f"v{index}": ("crm.deal.list", params(value)) for index, value in enumerate(unique)}
+            {f"v{index}": ("crm.deal.list", params(chunk)) for index, chunk in enumerate(chunks)}
         )
-        deals: dict[str, list[dict[str, Any]]] = {}
-        for index, value in enumerate(unique):
+        deals: dict[str, list[dict[str, Any]]] = {value: [] for value in unique}
+        for index, chunk in enumerate(chunks):
             result = results[f"v{index}"]
             found = list(_page_items(result.unwrap(), None, f"crm.deal.list {field}"))
-            found.extend(self._pages_from("crm.deal.list", params(value), result.next, None))
-            deals[value] = found
+            found.extend(self._pages_from("crm.deal.list", params(chunk), result.next, None))
+            for deal in found:
+                key = str(deal.get(field))
+                if key in deals:
+                    deals[key].append(deal)
         return deals
 
     def deal_categories(self) -> list[dict[str, Any]]:

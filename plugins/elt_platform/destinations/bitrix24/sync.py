@@ -45,8 +45,9 @@ from elt_platform.reverse_etl.protection import StageRules, changes_for_update
 
 log = logging.getLogger(__name__)
 
-#: Decisions per engine chunk: at most 3 commands each (contact, deal, lead) → ≤ 48 commands, one call.
-CHUNK_SIZE = 16
+#: Decisions per engine chunk: 25 creates are 50 commands (contact + deal), one full ``batch`` call; the
+#: client splits a chunk with lead conversions (3 commands) in two calls, keeping linked commands together.
+CHUNK_SIZE = 25
 
 
 def _person_key(row: dict[str, Any]) -> str:

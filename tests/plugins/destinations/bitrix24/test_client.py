@@ -396,29 +396,40 @@ def test_find_by_phone_refuses_a_non_phone_without_quoting_it(client, server: Sc
     assert server.count == 0
 
 
-def test_deals_by_field_keys_deals_by_value_and_follows_a_long_match(client, server: ScriptedServer) -> None:
-    deals = recorded(f"{DOCS}/crm.deal.list.200.json")["result"]
+def test_deals_by_field_looks_up_50_values_per_command_and_follows_a_long_answer(
+    client, server: ScriptedServer
+) -> None:
+    values = [f"F1_{n}" for n in range(60)]  # 50 in the first command, 10 in the second
+    recorded_deals = recorded(f"{DOCS}/crm.deal.list.200.json")["result"]
+    # Six real deals, given external ids: two of F1_3, one of F1_7, F1_55, F1_59 and one of no value asked.
+    owners = ["F1_3", "F1_3", "F1_7", "F1_99", "F1_55", "F1_59"]
+    deals = [
+        {**deal, "UF_CRM_EXTERNAL_ID": owner} for deal, owner in zip(recorded_deals, owners, strict=False)
+    ]
+    first, second = deals[:4], deals[4:]
     server.script(
-        Reply(200, batch_answer({"v0": deals[:4], "v1": []}, totals={"v0": 6, "v1": 0}, nexts={"v0": 4})),
-        Reply(200, {"result": deals[4:], "total": 6}),
+        Reply(200, batch_answer({"v0": first[:2], "v1": second}, totals={"v0": 4, "v1": 2}, nexts={"v0": 2})),
+        Reply(200, {"result": first[2:], "total": 4}),
     )
 
-    found = client.deals_by_field(
-        "UF_CRM_EXTERNAL_ID", ["F1_100", "F1_200"], select=["ID", "UF_CRM_EXTERNAL_ID"]
-    )
+    found = client.deals_by_field("UF_CRM_EXTERNAL_ID", values, select=["TITLE"])
 
-    assert {value: [d["ID"] for d in items] for value, items in found.items()} == {
-        "F1_100": [d["ID"] for d in deals],
-        "F1_200": [],
+    ids = {value: [d["ID"] for d in items] for value, items in found.items() if items}
+    assert ids == {
+        "F1_3": [deals[0]["ID"], deals[1]["ID"]],
+        "F1_7": [deals[2]["ID"]],
+        "F1_55": [deals[4]["ID"]],
+        "F1_59": [deals[5]["ID"]],
     }
+    assert set(found) == set(values)
     batch_request, page_request = server.received
     assert sent(batch_request)["cmd"]["v1"] == (
-        "crm.deal.list?filter%5BUF_CRM_EXTERNAL_ID%5D=F1_200&select%5B0%5D=ID&select%5B1%5D=UF_CRM_EXTERNAL_ID"
-        "&order%5BID%5D=ASC"
+        "crm.deal.list?"
+        + "&".join(f"filter%5B%40UF_CRM_EXTERNAL_ID%5D%5B{i}%5D=F1_{50 + i}" for i in range(10))
+        + "&select%5B0%5D=ID&select%5B1%5D=UF_CRM_EXTERNAL_ID&select%5B2%5D=TITLE&order%5BID%5D=ASC"
     )
-    assert sent(page_request)["start"] == 4 and sent(page_request)["filter"] == {
-        "UF_CRM_EXTERNAL_ID": "F1_100"
-    }
+    assert sent(page_request)["start"] == 2
+    assert sent(page_request)["filter"] == {"@UF_CRM_EXTERNAL_ID": values[:50]}
 
 
 def test_from_connection_charges_the_portals_shared_budget(server: ScriptedServer, state_store) -> None:

@@ -153,11 +153,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         for domain in domains:
             for key, value in domain_settings(domain).summary.items():
                 print(f"» {key:10} {value} ({domain.name})", file=out)
+        sandboxed: set[str | None] = set()  # connections a sandbox of this run serves
         for source in sources:
             if source.endpoint_variable and os.environ.get(source.endpoint_variable):
                 endpoint = _endpoint(source)
             elif source.sandbox:
                 endpoint = stack.enter_context(call(source.sandbox, options))
+                sandboxed.add(source.endpoint_variable)
             else:
                 endpoint = "no sandbox and no endpoint configured"
             print(f"» {source.name:10} {endpoint}", file=out)
@@ -165,7 +167,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         # approval: nobody is there to give it).
         destinations = [d for d in reg.destinations.values() if d.domain in {m.name for m in domains}]
         for destination in destinations:
-            if destination.endpoint_variable and os.environ.get(destination.endpoint_variable):
+            if destination.endpoint_variable in sandboxed:  # the source's sandbox is the same account
+                endpoint = f"the {destination.connection} sandbox above"
+                stack.enter_context(_auto_approved(destination.name))
+            elif destination.endpoint_variable and os.environ.get(destination.endpoint_variable):
                 endpoint = f"{destination.connection} connection (runs wait for approval when needed)"
             elif destination.sandbox:
                 endpoint = stack.enter_context(call(destination.sandbox, options))

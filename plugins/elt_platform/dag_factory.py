@@ -275,7 +275,6 @@ def build_reverse_etl_dag(destination: Destination) -> DAG:
             task_id="approve",
             subject=f"{destination.title}: approve the reverse-ETL plan",
             body="{{ ti.xcom_pull(task_ids='plan')['text'] }}",
-            retries=0,
         )
 
         @task(task_id="execute", trigger_rule="none_failed_min_one_success")
@@ -295,7 +294,9 @@ def build_reverse_etl_dag(destination: Destination) -> DAG:
         @task(
             task_id="alert",
             trigger_rule="all_done",
-            retries=0,
+            # The notifiers fire once the task has failed for good: one quick retry, not two slow ones.
+            retries=1,
+            retry_delay=timedelta(seconds=10),
             on_failure_callback=platform_notifiers(),
         )
         def alert(_report: dict) -> dict:

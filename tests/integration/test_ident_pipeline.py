@@ -3,7 +3,9 @@
 Four PostgreSQL databases (five branches) reached through psqlODBC, as the launcher sets them up. The
 module runs ``extract_ident`` for ``[D-1, D)`` (the initial load), a clinic tick on database 1 (with a hard
 delete), the ``extract_ident_receptions`` micro-batch and ``transform_clinic``; then the daily extract is
-rerun (its reconciliation turns the hard delete into a tombstone) and the transform again.
+rerun (its reconciliation turns the hard delete into a tombstone) and the transform again. Then the deal
+feed goes to a Bitrix24 sandbox portal through ``reverse_etl_bitrix24`` (dry run, run, rerun), one
+reception is edited in iDent, and micro-batch → transform → reverse ETL must update exactly its deal.
 
 Expected values are computed here from the sandbox databases read with plain SQL (psycopg), the rules
 (branch, status ladder, earlier completed receptions, amounts, funnel, doctor load) written out in Python
@@ -257,9 +259,12 @@ def pipeline():
         run_dag("extract_ident", CONF)
         run_dag("transform_clinic", CONF)
         second = _counts(SILVER + GOLD)
+        expected = _expected(cluster)
+        crm = _reverse_etl(mp, cluster, run_dag)
         yield {
             "cluster": cluster,
-            "expected": _expected(cluster),
+            "expected": expected,
+            "crm": crm,
             "source_before": source_before,
             "source_after": _source_counts(cluster),
             "bronze_initial": bronze_initial,
@@ -386,3 +391,161 @@ def test_rerun_changes_no_count_but_the_reconciled_delete(pipeline):
     assert pipeline["first_gold"] - gold == {
         pipeline["external_before_tick"][i] for i in pipeline["tick"].deleted
     }
+
+
+# --- reverse ETL to Bitrix24 -------------------------------------------------------------------------------
+
+#: schemas/destinations/bitrix24.yaml: stage_code → STAGE_ID, written out again here.
+B24_STAGE = {
+    ("primary", "scheduled"): "C2:NEW",
+    ("primary", "arrived"): "C2:NEW",
+    ("primary", "completed"): "C2:PREPARATION",
+    ("repeat", "scheduled"): "C2:FINAL_INVOICE",
+    ("repeat", "arrived"): "C2:FINAL_INVOICE",
+    ("repeat", "completed"): "C2:WON",
+}
+
+
+def _b24_stage(r: dict) -> str:
+    if r["status"] == "cancelled":
+        return "C2:LOSE"
+    return B24_STAGE["primary" if r["completed_receptions_before"] == 0 else "repeat", r["status"]]
+
+
+def _e164(value: str | None) -> str | None:
+    import re
+
+    digits = re.sub(r"[^0-9]", "", value or "")
+    if value and value.strip().startswith("+"):
+        return f"+{digits}" if len(digits) == 11 and digits.startswith("7") else None
+    if len(digits) == 11 and digits[0] in "78":
+        return "+7" + digits[1:]
+    return "+7" + digits if len(digits) == 10 and digits.startswith("7") else None
+
+
+def _patient_phones(cluster) -> dict[tuple[str, int], str]:
+    """(database, patient id) → E.164 phone, from Persons.MobilePhone."""
+    import psycopg
+
+    phones = {}
+    for key, db in zip(("1", "2", "3", "4"), cluster.databases, strict=True):
+        with psycopg.connect(db.libpq) as conn:
+            for r in _select(conn, 'SELECT "ID", "MobilePhone" FROM dbo."Persons"'):
+                if (phone := _e164(r["MobilePhone"])) is not None:
+                    phones[key, r["ID"]] = phone
+    return phones
+
+
+def _reverse_etl(mp, cluster, run_dag) -> dict:
+    from elt_platform.sandbox.bitrix24.server import Bitrix24SandboxServer
+
+    live = {r["external_id"]: r for r in _expected(cluster)["receptions"].values() if r["external_id"]}
+    phones = _patient_phones(cluster)
+    by_phone: dict[str, set[str]] = defaultdict(set)
+    for external_id, r in live.items():
+        if (phone := phones.get((r["source_db"], r["patient_id"]))) is not None:
+            by_phone[phone].add(external_id)
+    lead_phone, contact_phone = sorted(by_phone)[:2]
+    with Bitrix24SandboxServer(burst=1000, drain_per_second=1000) as portal:
+        connection = {
+            "conn_type": "http",
+            "host": portal.webhook_url,
+            "extra": {"max_retries": 2, "requests_per_second": 100, "burst": 500},
+        }
+        mp.setenv("AIRFLOW_CONN_CRM_BITRIX24", json.dumps(connection))
+        mp.setenv("ELT_REVERSE_ETL_AUTO_APPROVE", "bitrix24")
+        lead = portal.seed_lead(TITLE="Заявка с сайта", STATUS_ID="NEW", PHONE=[{"VALUE": lead_phone}])
+        contact = portal.seed_contact(NAME="Клиент", PHONE=[{"VALUE": contact_phone, "VALUE_TYPE": "WORK"}])
+        run_dag("reverse_etl_bitrix24", {"dry_run": True})
+        after_dry_run = portal.snapshot()
+        run_dag("reverse_etl_bitrix24", {})
+        first = portal.snapshot()
+        portal.reset_stats()
+        run_dag("reverse_etl_bitrix24", {})
+        rerun_writes = [c.method for c in portal.commands() if c.method.endswith((".add", ".update"))]
+        # A receptionist edits one reception's comment in iDent: the next cycle updates exactly its deal.
+        edited = sorted(r for r in live if r.startswith("F1_"))[0]
+        database = cluster.databases[0]
+        conn = pyodbc.connect(database.odbc, autocommit=True)
+        try:
+            conn.cursor().execute(
+                'UPDATE dbo."Receptions" SET "Comment" = ? WHERE "ID" = ?',
+                "перезвонить",
+                live[edited]["reception_id"],
+            )
+        finally:
+            conn.close()
+        portal.reset_stats()
+        run_dag("extract_ident_receptions", CONF)
+        run_dag("transform_clinic", CONF)
+        run_dag("reverse_etl_bitrix24", {})
+        change_writes = [c for c in portal.commands() if c.method.endswith((".add", ".update"))]
+        return {
+            "live": live,
+            "phones": phones,
+            "by_phone": by_phone,
+            "lead": (lead, lead_phone),
+            "contact": (contact, contact_phone),
+            "after_dry_run": after_dry_run,
+            "first": first,
+            "rerun_writes": rerun_writes,
+            "edited": edited,
+            "change_writes": change_writes,
+            "final": portal.snapshot(),
+        }
+
+
+def test_dry_run_sends_nothing(pipeline):
+    crm = pipeline["crm"]
+    assert crm["after_dry_run"]["deals"] == [] and len(crm["after_dry_run"]["contacts"]) == 1
+
+
+def test_bitrix24_holds_one_deal_per_live_reception_with_its_stage_and_amount(pipeline):
+    crm = pipeline["crm"]
+    deals = defaultdict(list)
+    for deal in crm["first"]["deals"]:
+        deals[deal["UF_CRM_IDENT_ID"]].append(deal)
+    assert set(deals) == set(crm["live"])
+    assert all(len(found) == 1 for found in deals.values())
+    for external_id, r in crm["live"].items():
+        deal = deals[external_id][0]
+        assert deal["STAGE_ID"] == _b24_stage(r), external_id
+        assert Decimal(str(deal["OPPORTUNITY"] or 0)) == (r["amount"] or Decimal(0)), external_id
+
+
+def test_bitrix24_contacts_one_per_phone_the_seeded_contact_reused_and_the_lead_converted(pipeline):
+    crm = pipeline["crm"]
+    contacts = {int(c["ID"]): c for c in crm["first"]["contacts"]}
+    deals = {d["UF_CRM_IDENT_ID"]: d for d in crm["first"]["deals"]}
+    contact_of_phone: dict[str, set[int]] = defaultdict(set)
+    for phone, external_ids in crm["by_phone"].items():
+        for external_id in external_ids:
+            contact_of_phone[phone].add(int(deals[external_id]["CONTACT_ID"]))
+    assert all(len(ids) == 1 for ids in contact_of_phone.values())  # never a second contact per phone
+    seeded_contact, contact_phone = crm["contact"]
+    assert contact_of_phone[contact_phone] == {seeded_contact}
+    lead_id, lead_phone = crm["lead"]
+    lead = next(lead for lead in crm["first"]["leads"] if int(lead["ID"]) == lead_id)
+    assert lead["STATUS_ID"] == "CONVERTED"
+    converted = [d for d in deals.values() if d.get("LEAD_ID") and int(d["LEAD_ID"]) == lead_id]
+    assert converted and {d["UF_CRM_IDENT_ID"] for d in converted} <= crm["by_phone"][lead_phone]
+    with_phone = {e for ids in crm["by_phone"].values() for e in ids}
+    without_phone = {e for e in crm["live"] if e not in with_phone}
+    patients_without_phone = {
+        (crm["live"][e]["source_db"], crm["live"][e]["patient_id"]) for e in without_phone
+    }
+    # 1 seeded contact + one per phone except the seeded one + one per patient without a phone
+    assert len(contacts) == 1 + (len(crm["by_phone"]) - 1) + len(patients_without_phone)
+
+
+def test_bitrix24_rerun_sends_nothing_and_an_ident_edit_updates_exactly_its_deal(pipeline):
+    crm = pipeline["crm"]
+    assert crm["rerun_writes"] == []
+    assert [(c.method, str(c.params.get("id"))) for c in crm["change_writes"]] == [
+        (
+            "crm.deal.update",
+            next(d["ID"] for d in crm["first"]["deals"] if d["UF_CRM_IDENT_ID"] == crm["edited"]),
+        )
+    ]
+    final = next(d for d in crm["final"]["deals"] if d["UF_CRM_IDENT_ID"] == crm["edited"])
+    assert final["COMMENTS"] == "перезвонить"

@@ -77,19 +77,24 @@ def alaqan(options: SandboxOptions) -> Iterator[str]:
 
 @contextmanager
 def amocrm(options: SandboxOptions) -> Iterator[str]:
-    """The amoCRM sandbox on a free 127.0.0.1 port, as the ``amocrm_default`` connection.
+    """The amoCRM sandbox on a free 127.0.0.1 port, as the ``amocrm_default`` connection (the extract's
+    and the reverse ETL's: one account, one request budget).
 
     A private integration (long-lived token as the connection's password) over 2,000 leads created in
     the year up to today 00:00 UTC; the clock then follows real time, so each day brings new data.
     """
     from datetime import UTC, datetime, timedelta
 
+    from elt_platform.sandbox.amocrm.account import CLINIC
     from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
     from elt_platform.sandbox.amocrm.server import AmoCrmSandboxServer, default_long_lived_token
 
     leads, requests_per_second = 2000, 7
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    dataset = AmoCrmDataset(seed=options.seed, leads=leads, start=today - timedelta(days=365), now=today)
+    # The clinic's pipelines and reception fields too: the same account receives the reverse ETL.
+    dataset = AmoCrmDataset(
+        seed=options.seed, leads=leads, start=today - timedelta(days=365), now=today, clinic=CLINIC
+    )
     token = default_long_lived_token()
     server = AmoCrmSandboxServer(
         dataset, long_lived_token=token, requests_per_second=requests_per_second, follow_wall_clock=True

@@ -6,8 +6,14 @@ tests and dbt seeds name stable). Shapes follow the v4 documentation examples in
 ``shared/fixtures/amocrm/ogi4i_amocrm-client/``: statuses 142 (won) and 143 (lost) are the same ids in
 every pipeline, the "unsorted" status has ``type: 1``; custom-field ids are the spec's (501/502 on
 leads, 601/602 PHONE/EMAIL on contacts, 701/702 on companies).
+
+The clinic's configuration for the iDent reception sync (``specs/ident-amocrm-reception-sync.md``) is an
+opt-in addition (:class:`ClinicSetup`): two more pipelines, "Первичные приёмы" and "Повторные приёмы",
+and the reception fields on leads (801–807). Generated leads never enter those pipelines, so an
+account with the clinic setup serves the same generated history as one without.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,24 +88,44 @@ class Pipeline:
         return tuple(s for s in self.statuses if s.type == 0 and s.id not in (WON, LOST))
 
 
-def _pipeline(
-    pid: int, name: str, sort: int, weight: float, first_status: int, stages: list[str]
+def make_pipeline(
+    pid: int,
+    name: str,
+    sort: int,
+    weight: float,
+    first_status: int,
+    stages: Sequence[str],
+    *,
+    won: str = "Успешно реализовано",
+    lost: str = "Закрыто и не реализовано",
 ) -> Pipeline:
+    """A pipeline as amoCRM builds one: "Неразобранное", the open ``stages``, won (142) and lost (143).
+
+    Args:
+        pid: Pipeline id.
+        name: Display name.
+        sort: Position among pipelines (1 is the main pipeline).
+        weight: Share of generated leads that enter it (0: only written leads do).
+        first_status: Id of the unsorted status; the open stages get the next ids.
+        stages: Names of the open stages, in order.
+        won: Name of status 142 in this pipeline.
+        lost: Name of status 143 in this pipeline.
+
+    Returns:
+        The pipeline.
+    """
     colors = ("#99ccff", "#ffcc66", "#ccc8f9", "#87f2c0", "#fffd7f", "#deff81")
     statuses = [Status(first_status, "Неразобранное", 10, UNSORTED_TYPE, "#c1c1c1")]
     statuses += [
         Status(first_status + k, stage, 10 * (k + 1), 0, colors[(k - 1) % len(colors)])
         for k, stage in enumerate(stages, start=1)
     ]
-    statuses += [
-        Status(WON, "Успешно реализовано", 10_000, 0, "#CCFF66"),
-        Status(LOST, "Закрыто и не реализовано", 11_000, 0, "#D5D8DB"),
-    ]
+    statuses += [Status(WON, won, 10_000, 0, "#CCFF66"), Status(LOST, lost, 11_000, 0, "#D5D8DB")]
     return Pipeline(pid, name, sort, sort == 1, weight, tuple(statuses))
 
 
 PIPELINES: tuple[Pipeline, ...] = (
-    _pipeline(
+    make_pipeline(
         7_000_001,
         "Основная воронка",
         1,
@@ -107,7 +133,7 @@ PIPELINES: tuple[Pipeline, ...] = (
         55_000_010,
         ["Первичный контакт", "Переговоры", "Принимают решение", "Согласование договора"],
     ),
-    _pipeline(
+    make_pipeline(
         7_000_002,
         "Резиденты технопарка",
         2,
@@ -115,7 +141,7 @@ PIPELINES: tuple[Pipeline, ...] = (
         55_000_020,
         ["Заявка получена", "Экспертиза проекта", "Подписание соглашения"],
     ),
-    _pipeline(7_000_003, "Партнёры", 3, 0.10, 55_000_030, ["Знакомство", "Пилот"]),
+    make_pipeline(7_000_003, "Партнёры", 3, 0.10, 55_000_030, ["Знакомство", "Пилот"]),
 )
 PIPELINE_BY_ID = {p.id: p for p in PIPELINES}
 
@@ -343,12 +369,94 @@ CUSTOM_FIELDS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def custom_fields_body(entity: str, root: str) -> list[dict[str, Any]]:
-    """Custom fields of ``leads``, ``contacts`` or ``companies`` as ``GET .../custom_fields`` lists them."""
+def custom_fields_body(
+    entity: str, root: str, fields: Sequence[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Custom fields of ``leads``, ``contacts`` or ``companies`` as ``GET .../custom_fields`` lists them.
+
+    Args:
+        entity: ``leads``, ``contacts`` or ``companies``.
+        root: Scheme and host of the links.
+        fields: The account's definitions of that entity (default: :data:`CUSTOM_FIELDS`, no clinic setup).
+
+    Returns:
+        The API objects.
+    """
     return [
         {**field, "_links": _self_link(root, f"{entity}/custom_fields/{field['id']}")}
-        for field in CUSTOM_FIELDS[entity]
+        for field in (CUSTOM_FIELDS[entity] if fields is None else fields)
     ]
+
+
+# --- the clinic's setup (reception sync) ----------------------------------------------------------------
+
+CLINIC_PRIMARY_PIPELINE = 7_100_001
+CLINIC_REPEAT_PIPELINE = 7_100_002
+#: Lead fields of the reception sync (the spec's FIELD_MAPPING, with this account's ids).
+RECEPTION_ID_FIELD = 801
+PATIENT_NUMBER_FIELD = 802
+RECEPTION_DATE_FIELD = 803
+DOCTOR_FIELD = 804
+SERVICE_FIELD = 805
+RECEPTION_COST_FIELD = 806
+BRANCH_FIELD = 807
+#: Branches of the clinic network (the iDent sandbox's OwnCompanies): (enum id, value).
+BRANCHES: tuple[tuple[int, str], ...] = (
+    (8_071, "Дентал Люкс Есиль"),
+    (8_072, "Дентал Люкс Сарыарка"),
+    (8_073, "Дентал Люкс Алматы Абая"),
+    (8_074, "Дентал Люкс Шымкент"),
+    (8_075, "Дентал Люкс Караганда"),
+)
+_RECEPTION_STAGES = ("Записан на приём", "Подтвердил запись", "Пришёл на приём", "Приём проведён")
+
+CLINIC_PIPELINES: tuple[Pipeline, ...] = tuple(
+    make_pipeline(
+        pid,
+        name,
+        sort,
+        0.0,
+        first_status,
+        _RECEPTION_STAGES,
+        won="Успешно завершена",
+        lost="Не реализована",
+    )
+    for pid, name, sort, first_status in (
+        (CLINIC_PRIMARY_PIPELINE, "Первичные приёмы", 4, 56_000_010),
+        (CLINIC_REPEAT_PIPELINE, "Повторные приёмы", 5, 56_000_020),
+    )
+)
+CLINIC_LEAD_FIELDS: tuple[dict[str, Any], ...] = (
+    _field(RECEPTION_ID_FIELD, "ID Приёма", "numeric", "leads", 810),
+    _field(PATIENT_NUMBER_FIELD, "Порядковый номер в МИС", "text", "leads", 820),
+    _field(RECEPTION_DATE_FIELD, "Дата приёма", "date_time", "leads", 830),
+    _field(DOCTOR_FIELD, "Врач", "text", "leads", 840),
+    _field(SERVICE_FIELD, "Услуга", "text", "leads", 850),
+    _field(RECEPTION_COST_FIELD, "Стоимость приёма", "numeric", "leads", 860),
+    _field(BRANCH_FIELD, "Филиал", "select", "leads", 870, enums=_enums(BRANCHES)),
+)
+
+
+@dataclass(frozen=True)
+class ClinicSetup:
+    """The clinic's part of the account, for the iDent → amoCRM reception sync; every part replaceable.
+
+    Attributes:
+        pipelines: Pipelines added to the account (default: "Первичные приёмы" 7100001 and "Повторные
+            приёмы" 7100002, each: unsorted, four stages, 142 "Успешно завершена", 143 "Не реализована").
+        lead_fields: Custom-field definitions added to leads (default: 801 ID Приёма numeric, 802
+            Порядковый номер в МИС text, 803 Дата приёма date_time, 804 Врач, 805 Услуга text, 806
+            Стоимость приёма numeric, 807 Филиал select). The contacts' phone field is the account's 601.
+        responsible_user_id: The user the sync assigns leads to (must be one of the account's users).
+    """
+
+    pipelines: tuple[Pipeline, ...] = CLINIC_PIPELINES
+    lead_fields: tuple[dict[str, Any], ...] = CLINIC_LEAD_FIELDS
+    responsible_user_id: int = USER_ID_BASE + 2
+
+
+#: The default clinic setup.
+CLINIC = ClinicSetup()
 
 
 def account_body(root: str, with_: set[str], users: tuple[User, ...]) -> dict[str, Any]:

@@ -13,6 +13,17 @@ API routes (GET, behind ``Authorization: Bearer <token>``; stats name them as in
 * ``/api/v4/leads/pipelines`` [pipelines] (``_total_items``, no ``_page``), ``/api/v4/users`` [users],
   ``/api/v4/{leads,contacts,companies}/custom_fields`` [custom_fields], ``/api/v4/account`` [account].
 * ``POST /oauth2/access_token`` [oauth] (JSON or form body; see :mod:`~elt_platform.sandbox.amocrm.oauth`).
+* Search and lead filters on the lists: ``query`` (names, custom-field values, phones by digits; see
+  :mod:`~elt_platform.sandbox.amocrm.search`), ``filter[pipeline_id][]`` and
+  ``filter[statuses][N][pipeline_id]``/``[status_id]`` (leads).
+* Writes (a JSON array; validated whole, see :mod:`~elt_platform.sandbox.amocrm.payloads`):
+  ``POST /api/v4/leads`` [leads_add] and ``/contacts`` [contacts_add] (≤ 250; ``_embedded.leads[]``/
+  ``contacts[]`` of ``{id, request_id, _links}``), ``PATCH /api/v4/leads`` [leads_update] and
+  ``/contacts`` [contacts_update] (≤ 250, each with ``id``; ``{id, updated_at, request_id, _links}``),
+  ``PATCH /api/v4/leads/{id}`` [lead_update] (an object; answers ``{id, updated_at, _links}``),
+  ``POST /api/v4/leads/complex`` [leads_complex] (≤ 50, one contact and one company per lead; answers a
+  plain array of ``{id, contact_id, company_id, request_id: [..], merged}``). Invalid: 400
+  problem+json with ``validation-errors``; a body that is not JSON: 400 "Invalid request body".
 
 Pages are ``{"_page", "_links": {"self", "next" (only when there is one), "first"/"prev" (after page
 1)}, "_embedded": {<entity>: [...]}}`` as ``application/hal+json`` with non-ASCII escaped as ``\\uXXXX``;
@@ -24,10 +35,14 @@ page on every route, the token endpoint included.
 
 Admin routes beyond the base ones (:mod:`elt_platform.sandbox.admin`): ``GET``/``POST /__sandbox/clock``
 (``{"now": ISO-8601 with offset | Unix seconds}``), ``GET``/``PUT``/``POST /__sandbox/ban``
-(``{"banned": bool}``), ``POST /__sandbox/oauth/code`` (``{"redirect_uri"?}`` → ``{"code"}``).
+(``{"banned": bool}``), ``POST /__sandbox/oauth/code`` (``{"redirect_uri"?}`` → ``{"code"}``),
+``GET /__sandbox/writes`` (entities written per endpoint), ``POST /__sandbox/create/{leads|contacts}``
+(an array, as people create them → ``{"ids"}``), ``POST /__sandbox/leads/{id}/edit`` (fields, optional
+``"by"``: a person's edit → the lead), ``GET /__sandbox/records/{entity}/{id}`` (the record now).
 """
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -40,8 +55,9 @@ from starlette.concurrency import run_in_threadpool
 
 from elt_platform.sandbox.admin import ADMIN_PREFIX
 from elt_platform.sandbox.amocrm import account
-from elt_platform.sandbox.amocrm.generator import EVENT_TYPES, AmoCrmDataset, ListQuery
+from elt_platform.sandbox.amocrm.generator import EVENT_TYPES, AmoCrmDataset, ListQuery, WriteResult
 from elt_platform.sandbox.amocrm.oauth import OAuthError, TokenStore
+from elt_platform.sandbox.amocrm.payloads import Rejected
 from elt_platform.sandbox.amocrm.records import event_record
 from elt_platform.sandbox.app import Answer, Sandbox, retry_after_header
 from elt_platform.sandbox.faults import FaultConfig
@@ -59,6 +75,7 @@ BAN_PAGE = (
     "<center><h1>403 Forbidden</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 _ENTITY_ORDER_FIELDS = ("id", "created_at", "updated_at")
+_STATUS_FILTER = re.compile(r"filter\[statuses\]\[(\d+)\]\[(pipeline_id|status_id)\]")
 _EVENT_ORDER_FIELDS = ("created_at", "id")
 
 
@@ -139,12 +156,28 @@ def _paging(request: Request) -> tuple[int, int]:
     return page, limit
 
 
+def _statuses(request: Request) -> frozenset[tuple[int, int]] | None:
+    """``filter[statuses][N][pipeline_id]`` + ``[status_id]`` pairs; each N needs both."""
+    pairs: dict[str, dict[str, int]] = {}
+    for key, value in request.query_params.multi_items():
+        found = _STATUS_FILTER.fullmatch(key)
+        if found:
+            pairs.setdefault(found.group(1), {})[found.group(2)] = _int(value, key)
+    for position, pair in pairs.items():
+        if set(pair) != {"pipeline_id", "status_id"}:
+            missing = ({"pipeline_id", "status_id"} - set(pair)).pop()
+            raise _BadParameter(f"filter[statuses][{position}][{missing}]", "This value should not be blank.")
+    return frozenset((p["pipeline_id"], p["status_id"]) for p in pairs.values()) if pairs else None
+
+
 def _entity_query(request: Request, entity: str) -> ListQuery:
     updated = _range(request, "updated_at")
     created = _range(request, "created_at")
     ids = _values(request, "filter[id]")
     completed = _values(request, "filter[is_completed]") if entity == "tasks" else []
     entity_types = _values(request, "filter[entity_type]") if entity == "tasks" else []
+    pipelines = _values(request, "filter[pipeline_id]") if entity == "leads" else []
+    search = request.query_params.get("query")
     return ListQuery(
         updated_from=updated[0],
         updated_to=updated[1],
@@ -154,6 +187,9 @@ def _entity_query(request: Request, entity: str) -> ListQuery:
         order=_order(request, _ENTITY_ORDER_FIELDS, ("id", "asc")),
         is_completed=completed[-1] in ("1", "true") if completed else None,
         entity_types=frozenset(entity_types) if entity_types else None,
+        search=search if search and search.strip() else None,
+        pipeline_ids=frozenset(_int(p, "filter[pipeline_id]") for p in pipelines) if pipelines else None,
+        statuses=_statuses(request) if entity == "leads" else None,
     )
 
 
@@ -198,6 +234,39 @@ def _page_body(
     body = {**extra, "_page": page, "_links": _links(request, page, limit, total > page * limit)}
     body["_embedded"] = {entity: items}
     return _dumps(body)
+
+
+def _self(request: Request, path: str) -> dict[str, Any]:
+    return {"self": {"href": f"{_root(request)}{API}/{path}"}}
+
+
+def _written_body(request: Request, entity: str, results: list[WriteResult], *, updated: bool) -> bytes:
+    """The answer of ``POST``/``PATCH /api/v4/<entity>``: ids (updates: and ``updated_at``) by request_id."""
+    items = []
+    for result in results:
+        item: dict[str, Any] = {"id": result.id}
+        if updated:
+            item["updated_at"] = result.updated_at
+        item["request_id"] = result.request_id
+        item["_links"] = _self(request, f"{entity}/{result.id}")
+        items.append(item)
+    return _dumps({"_links": _self(request, entity), "_embedded": {entity: items}})
+
+
+def _complex_body(results: list[WriteResult]) -> bytes:
+    """The answer of ``POST /api/v4/leads/complex``: a plain array (no HAL envelope), as the docs show."""
+    return _dumps(
+        [
+            {
+                "id": r.id,
+                "contact_id": r.contact_id,
+                "company_id": r.company_id,
+                "request_id": [r.request_id],
+                "merged": False,  # the sandbox runs no duplicate control
+            }
+            for r in results
+        ]
+    )
 
 
 class AmoCrmSandbox(Sandbox):
@@ -328,6 +397,37 @@ class AmoCrmSandbox(Sandbox):
         except OAuthError as exc:
             return Response(_dumps(exc.body), status_code=exc.status, media_type=PROBLEM_JSON)
 
+    async def _write(
+        self,
+        request: Request,
+        entity: str,
+        operation: str,
+        answer: Callable[[list[WriteResult]], Answer],
+        *,
+        endpoint: str,
+        target: str | None = None,
+    ) -> Answer:
+        """Decode, validate and apply a write body; 400 problem+json when amoCRM would refuse it."""
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return problem(400, "Bad Request", "Invalid request body")
+        if target is not None:  # PATCH /leads/{id}: one object, the id from the path
+            if not target.isdigit():
+                return problem(404, "Not Found", "Entity not found")
+            body = [{**body, "id": int(target)}] if isinstance(body, dict) else [body]
+        self._tick()
+        try:
+            results = await run_in_threadpool(self.dataset.write, entity, operation, body, endpoint=endpoint)
+        except Rejected as exc:
+            return problem(
+                400,
+                "Bad Request",
+                "Request validation failed",
+                **{"validation-errors": exc.validation_errors},
+            )
+        return answer(results)
+
     # --- routes --------------------------------------------------------------------------------------
 
     def add_routes(self, app: FastAPI) -> None:
@@ -335,6 +435,7 @@ class AmoCrmSandbox(Sandbox):
             self._add_entity_route(app, entity)
         for entity in ("leads", "contacts", "companies"):
             self._add_custom_fields_route(app, entity)
+        self._add_write_routes(app)
 
         @app.get(f"{API}/events")
         async def events(request: Request) -> Response:
@@ -388,11 +489,59 @@ class AmoCrmSandbox(Sandbox):
     def _add_custom_fields_route(self, app: FastAPI, entity: str) -> None:
         @app.get(f"{API}/{entity}/custom_fields", name=f"{entity}_custom_fields")
         async def custom_fields(request: Request) -> Response:
-            items = account.custom_fields_body(entity, _root(request))
+            items = account.custom_fields_body(entity, _root(request), self.dataset.custom_fields[entity])
             return await self.serve(
                 request,
                 "custom_fields",
                 lambda: self._guarded(lambda: self._static_page(request, "custom_fields", items)),
+            )
+
+    def _add_write_routes(self, app: FastAPI) -> None:
+        # (method, path under /api/v4, entity, operation, route name = write counter name)
+        batches: tuple[tuple[str, str, str, str, str], ...] = (
+            ("POST", "leads", "leads", "add", "leads_add"),
+            ("PATCH", "leads", "leads", "update", "leads_update"),
+            ("POST", "contacts", "contacts", "add", "contacts_add"),
+            ("PATCH", "contacts", "contacts", "update", "contacts_update"),
+            ("POST", "leads/complex", "leads", "complex", "leads_complex"),
+        )
+        for method, path, entity, operation, route in batches:
+            self._add_write_route(app, method, path, entity, operation, route)
+
+        @app.patch(f"{API}/leads/{{lead_id}}", name="lead_update")
+        async def update_lead(request: Request, lead_id: str) -> Response:
+            def answer(results: list[WriteResult]) -> Answer:
+                (result,) = results
+                return _dumps(
+                    {
+                        "id": result.id,
+                        "updated_at": result.updated_at,
+                        "_links": _self(request, f"leads/{result.id}"),
+                    }
+                )
+
+            return await self.serve(
+                request,
+                "lead_update",
+                lambda: self._write(
+                    request, "leads", "update", answer, endpoint="lead_update", target=lead_id
+                ),
+            )
+
+    def _add_write_route(
+        self, app: FastAPI, method: str, path: str, entity: str, operation: str, route: str
+    ) -> None:
+        def answer_for(request: Request) -> Callable[[list[WriteResult]], Answer]:
+            if operation == "complex":
+                return _complex_body
+            return lambda results: _written_body(request, entity, results, updated=operation == "update")
+
+        @app.api_route(f"{API}/{path}", methods=[method], name=route)
+        async def write(request: Request) -> Response:
+            return await self.serve(
+                request,
+                route,
+                lambda: self._write(request, entity, operation, answer_for(request), endpoint=route),
             )
 
     def _add_admin_routes(self, app: FastAPI) -> None:
@@ -430,6 +579,37 @@ class AmoCrmSandbox(Sandbox):
             self.banned = banned
             return JSONResponse({"banned": self.banned})
 
+        @app.get(f"{ADMIN_PREFIX}/writes")
+        async def get_writes() -> dict[str, Any]:
+            return {"writes": self.dataset.written.writes()}
+
+        @app.post(f"{ADMIN_PREFIX}/create/{{entity}}")
+        async def create(entity: str, request: Request) -> Response:
+            if entity not in ("leads", "contacts"):
+                return JSONResponse({"message": "entity must be leads or contacts"}, 404)
+            try:
+                ids = await run_in_threadpool(self.dataset.create, entity, await request.json())
+            except (ValueError, Rejected) as exc:
+                return _admin_refusal(exc)
+            return JSONResponse({"ids": ids})
+
+        @app.post(f"{ADMIN_PREFIX}/leads/{{lead_id}}/edit")
+        async def edit_lead(lead_id: int, request: Request) -> Response:
+            try:
+                fields = await request.json()
+                by = fields.pop("by", None) if isinstance(fields, dict) else None
+                lead = await run_in_threadpool(lambda: self.dataset.edit_lead(lead_id, by=by, **fields))
+            except (ValueError, TypeError, Rejected) as exc:
+                return _admin_refusal(exc)
+            return JSONResponse(lead)
+
+        @app.get(f"{ADMIN_PREFIX}/records/{{entity}}/{{entity_id}}")
+        async def get_record(entity: str, entity_id: int) -> Response:
+            try:
+                return JSONResponse(self.dataset.record(entity, entity_id, with_=_WITH_ALL.get(entity, ())))
+            except KeyError as exc:
+                return JSONResponse({"message": str(exc)}, 404)
+
         @app.post(f"{ADMIN_PREFIX}/oauth/code")
         async def issue_code(request: Request) -> dict[str, str]:
             try:
@@ -438,3 +618,14 @@ class AmoCrmSandbox(Sandbox):
                 body = {}
             redirect = body.get("redirect_uri") if isinstance(body, dict) else None
             return {"code": self.tokens.issue_code(redirect), "client_id": self.tokens.client_id}
+
+
+#: Embeds of the admin record view: everything the list can embed.
+_WITH_ALL = {"leads": ("contacts", "loss_reason"), "contacts": ("leads",), "companies": ("contacts", "leads")}
+
+
+def _admin_refusal(exc: Exception) -> Response:
+    """422 for an admin request amoCRM would refuse (with its ``validation-errors``) or that is malformed."""
+    if isinstance(exc, Rejected):
+        return JSONResponse({"message": "validation failed", "validation-errors": exc.validation_errors}, 422)
+    return JSONResponse({"message": f"expected a JSON body in the API's write shape: {exc}"}, 422)

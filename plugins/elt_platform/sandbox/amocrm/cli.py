@@ -1,4 +1,5 @@
-"""Command line for the amoCRM sandbox: ``python -m elt_platform.sandbox.amocrm --port 8766 --leads 5000``.
+"""Command line for the amoCRM sandbox: ``python -m elt_platform.sandbox.amocrm --port 8766 --leads 5000``
+(``--clinic`` adds the clinic's pipelines and reception fields for the reverse-ETL sync).
 
 Serves until killed (Ctrl-C / SIGTERM, handled by uvicorn) and prints the base URL to point the client
 or the ``amocrm_default`` connection at. The long-lived token comes from ``--long-lived-token``, else
@@ -10,6 +11,7 @@ import argparse
 import time
 from datetime import UTC, datetime
 
+from elt_platform.sandbox.amocrm.account import CLINIC
 from elt_platform.sandbox.amocrm.app import AmoCrmSandbox
 from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
 from elt_platform.sandbox.amocrm.oauth import TokenStore
@@ -46,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--follow-wall-clock", action="store_true", help="advance the clock with real time")
     parser.add_argument(
+        "--clinic",
+        action="store_true",
+        help="add the clinic's pipelines and reception fields (iDent reception sync)",
+    )
+    parser.add_argument(
         "--rps", type=float, default=7.0, help="requests/s per integration (default: %(default)s)"
     )
     parser.add_argument(
@@ -64,7 +71,9 @@ def _sandbox(args: argparse.Namespace, faults: FaultConfig | None) -> tuple[AmoC
     now = args.now or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = args.start or datetime.fromtimestamp(now.timestamp() - 182 * 86_400, UTC)
     began = time.monotonic()
-    dataset = AmoCrmDataset(seed=args.seed, leads=args.leads, start=start, now=now)
+    dataset = AmoCrmDataset(
+        seed=args.seed, leads=args.leads, start=start, now=now, clinic=CLINIC if args.clinic else None
+    )
     tokens = TokenStore(
         args.client_id,
         args.client_secret,

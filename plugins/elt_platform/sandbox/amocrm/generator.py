@@ -13,22 +13,45 @@ Building is linear, about 0.3 ms of CPU per lead with its share of contacts, com
 (100,000 leads: ~30 s and ~150 MB RSS on a busy 2-core box; 2,000 leads: ~0.3 s); a million leads take
 minutes, so build such a data set once per benchmark session.
 
+Writes (:meth:`~AmoCrmDataset.write`, behind the API's POST/PATCH routes, and the admin API's
+:meth:`~AmoCrmDataset.create` and :meth:`~AmoCrmDataset.edit_lead`) are kept beside the generated history
+in :class:`~elt_platform.sandbox.amocrm.writes.WrittenState` and merged into every read: lists, search,
+embeds, events and ground truth. Each write first moves the clock one second on, so what it writes is
+later than anything read before it, as on a real account where time passes between two requests.
+
 Ground truth for tests: :meth:`~AmoCrmDataset.lead`, :meth:`~AmoCrmDataset.leads_as_of`,
-:meth:`~AmoCrmDataset.records`, :meth:`~AmoCrmDataset.events`, :meth:`~AmoCrmDataset.deleted`,
-:meth:`~AmoCrmDataset.changed`.
+:meth:`~AmoCrmDataset.records`, :meth:`~AmoCrmDataset.record`, :meth:`~AmoCrmDataset.events`,
+:meth:`~AmoCrmDataset.deleted`, :meth:`~AmoCrmDataset.changed`.
 """
 
 import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from elt_platform.sandbox.amocrm.account import PIPELINES, Pipeline, User, make_users
+from elt_platform.sandbox.amocrm.account import (
+    CUSTOM_FIELDS,
+    PIPELINES,
+    ClinicSetup,
+    Pipeline,
+    User,
+    make_users,
+)
+from elt_platform.sandbox.amocrm.payloads import (
+    MAX_BATCH,
+    MAX_COMPLEX_BATCH,
+    AccountRules,
+    Change,
+    batch,
+    complex_change,
+    contact_change,
+    lead_change,
+)
 from elt_platform.sandbox.amocrm.records import (
     Event,
     LeadState,
@@ -42,6 +65,7 @@ from elt_platform.sandbox.amocrm.records import (
     lead_state,
     task_is_completed,
     task_record,
+    written_record,
 )
 from elt_platform.sandbox.amocrm.scripts import (
     COMPANY,
@@ -55,6 +79,16 @@ from elt_platform.sandbox.amocrm.scripts import (
     LeadScript,
     Schedule,
     ScriptBook,
+)
+from elt_platform.sandbox.amocrm.search import Search, in_pipelines, matches
+from elt_platform.sandbox.amocrm.writes import (
+    Version,
+    Written,
+    WrittenState,
+    apply_change,
+    taken_over,
+    write_events,
+    written_lead_state,
 )
 
 #: Sort keys pack ``updated_at << _SHIFT | number`` into one int: up to 16.7M entities per kind.
@@ -77,6 +111,45 @@ EVENT_TYPES = {
 }
 _EVENT_KIND = {"lead": LEAD, "contact": CONTACT, "company": COMPANY}
 _ORDER_FIELDS = ("id", "created_at", "updated_at")
+_ENTITY_NAME = {kind: name for name, kind in KINDS.items()}
+
+
+@dataclass(frozen=True)
+class WriteOperation:
+    """One kind of write: the entity it writes, its batch limit, and how one entity is validated."""
+
+    entity: str
+    limit: int
+    read: Callable[[Any, int, AccountRules], tuple[Change, list[dict[str, str]]]]
+
+
+#: (entity, operation) → what :meth:`AmoCrmDataset.write` does.
+WRITE_OPERATIONS = {
+    ("leads", "add"): WriteOperation("leads", MAX_BATCH, lead_change),
+    ("leads", "update"): WriteOperation("leads", MAX_BATCH, partial(lead_change, update=True)),
+    ("leads", "complex"): WriteOperation("leads", MAX_COMPLEX_BATCH, complex_change),
+    ("contacts", "add"): WriteOperation("contacts", MAX_BATCH, contact_change),
+    ("contacts", "update"): WriteOperation("contacts", MAX_BATCH, partial(contact_change, update=True)),
+}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one written entity's answer names.
+
+    Attributes:
+        id: Its API id.
+        request_id: The ``request_id`` it was sent with (its index when it had none).
+        updated_at: The moment of the write.
+        contact_id: ``leads/complex``: the linked (or created) contact, else None.
+        company_id: ``leads/complex``: the linked company, else None.
+    """
+
+    id: int
+    request_id: str
+    updated_at: int
+    contact_id: int | None = None
+    company_id: int | None = None
 
 
 def _unix(value: datetime | int) -> int:
@@ -102,6 +175,9 @@ class ListQuery:
         entity_types: Tasks: ``filter[entity_type]``; events: ``filter[entity]`` (lead/contact/company).
         entity_ids: Events only: ``filter[entity_id]``.
         types: Events only: ``filter[type]``.
+        search: ``query`` (see :mod:`~elt_platform.sandbox.amocrm.search`), or None.
+        pipeline_ids: Leads only: ``filter[pipeline_id]``.
+        statuses: Leads only: ``filter[statuses]`` as ``(pipeline_id, status_id)`` pairs.
     """
 
     updated_from: int | None = None
@@ -114,6 +190,14 @@ class ListQuery:
     entity_types: frozenset[str] | None = None
     entity_ids: frozenset[int] | None = None
     types: frozenset[str] | None = None
+    search: str | None = None
+    pipeline_ids: frozenset[int] | None = None
+    statuses: frozenset[tuple[int, int]] | None = None
+
+    @property
+    def reads_records(self) -> bool:
+        """Whether the selection needs the records themselves (search and lead filters)."""
+        return self.search is not None or self.pipeline_ids is not None or self.statuses is not None
 
 
 @dataclass
@@ -176,6 +260,7 @@ class AmoCrmDataset:
         start: datetime = datetime(2024, 1, 1, tzinfo=UTC),
         now: datetime = datetime(2024, 7, 1, tzinfo=UTC),
         cache_size: int = 20_000,
+        clinic: ClinicSetup | None = None,
     ) -> None:
         """Build the account and index everything that exists at ``now``.
 
@@ -189,9 +274,12 @@ class AmoCrmDataset:
             start: Beginning of the history (aware datetime).
             now: Initial clock (aware datetime).
             cache_size: Scripts cached per kind.
+            clinic: The clinic's pipelines and lead fields (:class:`~.account.ClinicSetup`), added to the
+                account for the reception sync; None: the account without them.
 
         Raises:
-            ValueError: ``now`` not after ``start``, a count below 1, or fewer than 2 users.
+            ValueError: ``now`` not after ``start``, a count below 1, fewer than 2 users, or a clinic
+                whose responsible user is not one of them.
         """
         self.seed = seed
         self.start = _unix(start)
@@ -212,7 +300,18 @@ class AmoCrmDataset:
         first_lead = schedules[LEAD].created_at(1)
         schedules[TASK] = Schedule(seed, TASK, first_lead, (self._clock - first_lead) / counts[TASK])
         self.users: tuple[User, ...] = make_users(users)
-        self.pipelines: tuple[Pipeline, ...] = PIPELINES
+        self.clinic = clinic
+        self.pipelines: tuple[Pipeline, ...] = PIPELINES + (clinic.pipelines if clinic else ())
+        #: Custom-field definitions by entity, as ``GET /api/v4/<entity>/custom_fields`` lists them.
+        self.custom_fields: dict[str, list[dict[str, Any]]] = {
+            entity: [*fields, *(clinic.lead_fields if clinic and entity == "leads" else ())]
+            for entity, fields in CUSTOM_FIELDS.items()
+        }
+        if clinic is not None and clinic.responsible_user_id not in {u.id for u in self.users}:
+            raise ValueError(
+                f"the clinic's responsible user {clinic.responsible_user_id} is not an account user"
+            )
+        self.written = WrittenState()
         self.book = ScriptBook(seed, schedules, self.users, cache_size=cache_size)
         self.schedules = schedules
         self._lock = threading.RLock()
@@ -258,7 +357,7 @@ class AmoCrmDataset:
     def counts(self, t: int | None = None) -> dict[str, int]:
         """Entities visible (created and not deleted) at ``t`` (default: now), by API entity name."""
         at = self._clock if t is None else t
-        return {name: len(self._view(kind, at).numbers) for name, kind in KINDS.items()}
+        return {name: len(self.select(name, ListQuery(), at)) for name in KINDS}
 
     # --- index and views -----------------------------------------------------------------------------
 
@@ -324,12 +423,21 @@ class AmoCrmDataset:
             index = self._indexes[source]
             count = self.schedules[source].count_at(t)
             names = ("contact_a", "contact_b") if link == "contact" else (link,)
-            keys = sorted(
+            taken = self.written.taken(source, t)
+            keys = [
                 target << _SHIFT | number
                 for name in names
                 for number, target in enumerate(index.links[name][:count], start=1)
-                if target and index.visible(number, t)
-            )
+                if target and index.visible(number, t) and number not in taken
+            ]
+            # Written sources link by their current version (a taken-over lead's links are its written ones).
+            target_kind = CONTACT if link == "contact" else COMPANY
+            for written in self.written.entities(source, t):
+                version = written.at(t)
+                assert version is not None
+                targets = version.contacts if link == "contact" else version.companies
+                keys += [(target - ID_BASE[target_kind]) << _SHIFT | written.number for target in targets]
+            keys.sort()
 
             def lookup(target: int) -> list[int]:
                 lo = bisect_left(keys, target << _SHIFT)
@@ -338,7 +446,7 @@ class AmoCrmDataset:
 
             return lookup
 
-        return self._cached(("links", source, link, t), build)
+        return self._cached(("links", source, link, t, self.written.version), build)
 
     # --- list queries --------------------------------------------------------------------------------
 
@@ -355,11 +463,64 @@ class AmoCrmDataset:
         """
         at = self._clock if t is None else t
         kind = KINDS[entity]
-        return self._cached(("select", kind, query, at), lambda: self._select(kind, query, at), size=32)
+        key = ("select", kind, query, at, self.written.version)
+        return self._cached(key, lambda: self._select(kind, query, at), size=32)
 
     def _select(self, kind: int, query: ListQuery, t: int) -> Sequence[int]:
+        numbers = self._select_generated(kind, query, t)
+        taken = self.written.taken(kind, t)
+        written = [w for w in self.written.entities(kind, t) if _in_window(w, query, t)]
+        if taken or written:
+            numbers = self._merge_written(kind, query.order[0], t, numbers, taken, written)
+        if query.reads_records:
+            numbers = self._filter_records(kind, query, t, numbers)
+        if query.order[1] == "desc":
+            numbers = numbers[::-1]
+        return numbers
+
+    def _merge_written(
+        self,
+        kind: int,
+        field_: str,
+        t: int,
+        numbers: Sequence[int],
+        taken: Mapping[int, int],
+        written: list[Written],
+    ) -> list[int]:
+        """Generated numbers without the taken-over ones, plus the written entities, in ``field_`` order."""
+        merged = [n for n in numbers if n not in taken] + [w.number for w in written]
+        if field_ == "id":
+            return sorted(merged)
+        versions = {w.number: w.at(t) for w in written}
+        index, schedule = self._indexes[kind], self.schedules[kind]
+
+        def key(number: int) -> tuple[int, int]:
+            version = versions.get(number)
+            if version is not None:
+                return version.record[field_], number
+            stamp = schedule.created_at(number) if field_ == "created_at" else index.updated_at(number, t)
+            return stamp, number
+
+        return sorted(merged, key=key)
+
+    def _filter_records(self, kind: int, query: ListQuery, t: int, numbers: Sequence[int]) -> list[int]:
+        """Keep what ``query``'s search and lead filters find, judged on the records themselves."""
+        search = Search.parse(query.search) if query.search is not None else None
+        kept = []
+        for number, record in zip(
+            numbers, self.render(_ENTITY_NAME[kind], numbers, "", set(), t), strict=True
+        ):
+            if search is not None and not matches(record, search):
+                continue
+            if kind == LEAD and not in_pipelines(record, query.pipeline_ids, query.statuses):
+                continue
+            kept.append(number)
+        return kept
+
+    def _select_generated(self, kind: int, query: ListQuery, t: int) -> Sequence[int]:
+        """Generated numbers a list returns, ascending by the order field (the caller reverses for desc)."""
         view = self._view(kind, t)
-        field_, direction = query.order
+        field_ = query.order[0]
         if query.updated_from is not None or query.updated_to is not None:
             lo = (query.updated_from or 0) << _SHIFT
             hi = ((query.updated_to if query.updated_to is not None else t) << _SHIFT) | _LOW
@@ -383,8 +544,6 @@ class AmoCrmDataset:
             numbers = [n for n in numbers if task_is_completed(self.book.task(n), t) == query.is_completed]
         if kind == TASK and query.entity_types is not None:
             numbers = [n for n in numbers if self.book.task(n).entity_type in query.entity_types]
-        if direction == "desc":
-            numbers = numbers[::-1]
         return numbers
 
     def render(
@@ -404,32 +563,55 @@ class AmoCrmDataset:
             The records, in the order of ``numbers``.
         """
         at = self._clock if t is None else t
+        kind = KINDS[entity]
+        written = {w.number: w for w in self.written.entities(kind, at)}
+        generated = self._generated_renderer(entity, root, with_, at)
+        if not written:
+            return [generated(n) for n in numbers]
+        leads_of = self._linked(LEAD, "contact", at) if kind == CONTACT and "leads" in with_ else None
+        records = []
+        for number in numbers:
+            entry = written.get(number)
+            version = entry.at(at) if entry is not None else None
+            if version is None:
+                records.append(generated(number))
+                continue
+            records.append(
+                written_record(
+                    kind,
+                    version.record,
+                    root,
+                    tags=version.tags,
+                    companies=version.companies,
+                    contacts=version.contacts if "contacts" in with_ and kind == LEAD else None,
+                    leads=leads_of(number) if leads_of else None,
+                    loss_reason="loss_reason" in with_,
+                )
+            )
+        return records
+
+    def _generated_renderer(self, entity: str, root: str, with_: set[str], at: int) -> Callable[[int], dict]:
+        """The record of a generated entity ``number`` at ``at``, with the embeds ``with_`` asks for."""
         book = self.book
         if entity == "leads":
             contacts, reasons = "contacts" in with_, "loss_reason" in with_
-            return [
-                lead_record(book.lead(n), at, root, contacts=contacts, loss_reason=reasons) for n in numbers
-            ]
+            return lambda n: lead_record(book.lead(n), at, root, contacts=contacts, loss_reason=reasons)
         if entity == "contacts":
             leads_of = self._linked(LEAD, "contact", at) if "leads" in with_ else None
-            return [
-                contact_record(book.contact(n), at, root, leads=leads_of(n) if leads_of else None)
-                for n in numbers
-            ]
+            return lambda n: contact_record(
+                book.contact(n), at, root, leads=leads_of(n) if leads_of else None
+            )
         if entity == "companies":
             contacts_of = self._linked(CONTACT, "company", at) if "contacts" in with_ else None
-            leads_of = self._linked(LEAD, "company", at) if "leads" in with_ else None
-            return [
-                company_record(
-                    book.company(n),
-                    at,
-                    root,
-                    contacts=contacts_of(n) if contacts_of else None,
-                    leads=leads_of(n) if leads_of else None,
-                )
-                for n in numbers
-            ]
-        return [task_record(book.task(n), at, root) for n in numbers]
+            companies_leads = self._linked(LEAD, "company", at) if "leads" in with_ else None
+            return lambda n: company_record(
+                book.company(n),
+                at,
+                root,
+                contacts=contacts_of(n) if contacts_of else None,
+                leads=companies_leads(n) if companies_leads else None,
+            )
+        return lambda n: task_record(book.task(n), at, root)
 
     # --- events --------------------------------------------------------------------------------------
 
@@ -445,7 +627,8 @@ class AmoCrmDataset:
             Events as tuples (see :data:`~elt_platform.sandbox.amocrm.records.Event`).
         """
         at = self._clock if t is None else t
-        return self._cached(("events", query, at), lambda: self._select_events(query, at), size=32)
+        key = ("events", query, at, self.written.version)
+        return self._cached(key, lambda: self._select_events(query, at), size=32)
 
     def _select_events(self, query: ListQuery, t: int) -> list[Event]:
         since = query.created_from if query.created_from is not None else self.start
@@ -464,6 +647,8 @@ class AmoCrmDataset:
         for kind in kinds:
             index, schedule = self._indexes[kind], self.schedules[kind]
             script_of, events_of = makers[kind]
+            # A taken-over entity's script stops at the takeover: its later events never happen.
+            stopped = self.written.taken(kind, until)
             first = schedule.count_at(since - _LIFE_SPAN) + 1
             last = min(schedule.count_at(until), index.count)
             wanted = {i - ID_BASE[kind] for i in query.entity_ids} if query.entity_ids else None
@@ -475,9 +660,19 @@ class AmoCrmDataset:
                 k = bisect_left(times, since, lo, hi)
                 if k == hi or times[k] > until:
                     continue  # no change of this entity within the window
+                end = min(until, stopped.get(number, until))
                 for event in events_of(script_of(number)):
-                    if since <= event[0] <= until and (query.types is None or event[4] in query.types):
+                    if since <= event[0] <= end and (query.types is None or event[4] in query.types):
                         found.append(event)
+        for event in self.written.events():
+            at, _, kind, number = event[:4]
+            if (
+                kind in kinds
+                and since <= at <= until
+                and (query.types is None or event[4] in query.types)
+                and (query.entity_ids is None or ID_BASE[kind] + number in query.entity_ids)
+            ):
+                found.append(event)
         field_, direction = query.order
         found.sort(
             key=(lambda e: e[1]) if field_ == "id" else (lambda e: (e[0], e[1])), reverse=direction == "desc"
@@ -494,6 +689,9 @@ class AmoCrmDataset:
         """
         at = self._clock if t is None else _unix(t)
         number = lead_id - ID_BASE[LEAD]
+        written = self.written.entity(LEAD, number)
+        if written is not None and written.since <= at:
+            return written_lead_state(written, at)
         if not 1 <= number <= self.schedules[LEAD].count_at(at):
             raise KeyError(f"lead {lead_id} does not exist at {at}")
         return lead_state(self.book.lead(number), at)
@@ -501,7 +699,39 @@ class AmoCrmDataset:
     def leads_as_of(self, t: int | datetime | None = None) -> list[LeadState]:
         """Every lead created by ``t`` (default: now), deleted ones included (``is_deleted``), by id."""
         at = self._clock if t is None else _unix(t)
-        return [lead_state(self.book.lead(n), at) for n in range(1, self.schedules[LEAD].count_at(at) + 1)]
+        written = {w.number: w for w in self.written.entities(LEAD, at)}
+        generated = range(1, self.schedules[LEAD].count_at(at) + 1)
+        return [
+            written_lead_state(written[n], at) if n in written else lead_state(self.book.lead(n), at)
+            for n in sorted({*generated, *written})
+        ]
+
+    def record(
+        self,
+        entity: str,
+        api_id: int,
+        t: int | datetime | None = None,
+        *,
+        root: str = "",
+        with_: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """One record of ``entity`` as its list shows it at ``t`` (default: now).
+
+        Raises:
+            KeyError: Nothing of that id is visible at ``t`` (never created, not yet, or deleted).
+        """
+        at = self._clock if t is None else _unix(t)
+        kind = KINDS[entity]
+        if not self._visible(kind, api_id - ID_BASE[kind], at):
+            raise KeyError(f"no visible {entity} {api_id} at {at}")
+        return self.render(entity, [api_id - ID_BASE[kind]], root, set(with_), at)[0]
+
+    def _visible(self, kind: int, number: int, t: int) -> bool:
+        written = self.written.entity(kind, number)
+        if written is not None and written.since <= t:
+            return True
+        self._ensure_indexed(t)
+        return 1 <= number <= self.schedules[kind].count_at(t) and self._indexes[kind].visible(number, t)
 
     def records(
         self, entity: str, t: int | datetime | None = None, *, root: str = "", with_: Iterable[str] = ()
@@ -542,7 +772,12 @@ class AmoCrmDataset:
         for name in ("leads", "contacts", "companies"):
             kind = KINDS[name]
             index, count = self._indexes[kind], self.schedules[kind].count_at(at)
-            result[name] = [ID_BASE[kind] + n for n in range(1, count + 1) if not index.visible(n, at)]
+            taken = self.written.taken(
+                kind, at
+            )  # written to while visible: its script's deletion never comes
+            result[name] = [
+                ID_BASE[kind] + n for n in range(1, count + 1) if not index.visible(n, at) and n not in taken
+            ]
         return result
 
     def changed(self, entity: str, since: int | datetime, until: int | datetime) -> list[int]:
@@ -554,3 +789,144 @@ class AmoCrmDataset:
         end = _unix(until)
         query = ListQuery(updated_from=_unix(since), updated_to=end)
         return [ID_BASE[KINDS[entity]] + n for n in self.select(entity, query, end)]
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def write(
+        self, entity: str, operation: str, body: Any, *, endpoint: str | None = None, by: int | None = None
+    ) -> list[WriteResult]:
+        """Validate and apply one write request, as the API's POST/PATCH routes do: all or nothing.
+
+        The clock first moves one second on, and everything is written at the new clock.
+
+        Args:
+            entity: ``leads`` or ``contacts``.
+            operation: ``add``, ``update`` or (leads) ``complex``; see :data:`WRITE_OPERATIONS`.
+            body: The decoded request body (a JSON array of entities).
+            endpoint: Counts the written entities under this name (default ``<entity>_<operation>``).
+            by: The writing user (default: the account's administrator, the API's current user).
+
+        Returns:
+            One result per entity, in request order.
+
+        Raises:
+            Rejected: The body is not a valid batch; nothing was written.
+        """
+        operation_ = WRITE_OPERATIONS[(entity, operation)]
+        with self._lock:
+            self.advance(self._clock + 1)
+            at = self._clock
+            rules = self._rules(at)
+            changes = batch(body, operation_.limit, lambda item, i: operation_.read(item, i, rules))
+            user = by if by is not None else self.users[0].id
+            results = [self._apply(KINDS[entity], change, at, user) for change in changes]
+            self.written.count(endpoint or f"{entity}_{operation}", len(changes))
+        return results
+
+    def create(self, entity: str, items: list[dict[str, Any]], *, by: int | None = None) -> list[int]:
+        """Create leads or contacts as people would in the UI (counted as ``create``, not as API writes).
+
+        Args:
+            entity: ``leads`` or ``contacts``.
+            items: Entities in the API's write shape (validated as a POST body).
+            by: Their creator (default: the clinic's responsible user, else the first manager).
+
+        Returns:
+            Their API ids, in order.
+        """
+        results = self.write(
+            entity, "add", items, endpoint="create", by=by if by is not None else self._person()
+        )
+        return [result.id for result in results]
+
+    def edit_lead(self, lead_id: int, *, by: int | None = None, **fields: Any) -> dict[str, Any]:
+        """Change a lead as a person does in the UI: move its stage, edit its fields (``admin_edit``).
+
+        Args:
+            lead_id: The lead.
+            by: Who edits it (default: the clinic's responsible user, else the first manager).
+            **fields: Fields in the API's write shape (``status_id``, ``pipeline_id``, ``price``,
+                ``custom_fields_values``…).
+
+        Returns:
+            The lead as the list shows it after the edit.
+
+        Raises:
+            Rejected: The edit is not valid (unknown lead, stage or field).
+        """
+        self.write(
+            "leads", "update", [{**fields, "id": lead_id}], endpoint="admin_edit", by=by or self._person()
+        )
+        return self.record("leads", lead_id, with_=("contacts",))
+
+    def _person(self) -> int:
+        return self.clinic.responsible_user_id if self.clinic else self.users[1].id
+
+    def _rules(self, at: int) -> AccountRules:
+        return AccountRules(
+            pipelines={p.id: p for p in self.pipelines},
+            main_pipeline=next(p for p in self.pipelines if p.is_main),
+            fields={entity: {f["id"]: f for f in fields} for entity, fields in self.custom_fields.items()},
+            users=frozenset(u.id for u in self.users),
+            tags=self.written.tag_names,
+            current=lambda entity, api_id: self._current(entity, api_id, at),
+        )
+
+    def _current(self, entity: str, api_id: int, at: int) -> dict[str, Any] | None:
+        kind = KINDS[entity]
+        if not self._visible(kind, api_id - ID_BASE[kind], at):
+            return None
+        return self.render(entity, [api_id - ID_BASE[kind]], "", set(), at)[0]
+
+    def _apply(self, kind: int, change: Change, at: int, by: int) -> WriteResult:
+        """Write one validated change at ``at`` (a complex lead's new contact first)."""
+        if change.contact is not None:
+            change.contact.companies = change.contact.companies or change.companies
+            change.contacts = [self._apply(CONTACT, change.contact, at, by).id]
+        entity = _ENTITY_NAME[kind]
+        before: Version | None = None
+        if change.target is None:
+            written = Written(kind, self.written.allocate(kind), taken_over=False)
+        else:
+            number = change.target - ID_BASE[kind]
+            found = self.written.entity(kind, number)
+            if found is None:  # a generated entity: it is taken over from now on
+                record = self.render(entity, [number], "", {"contacts"}, at)[0]
+                truth = lead_state(self.book.lead(number), at) if kind == LEAD else None
+                found = taken_over(kind, number, at, record, truth)
+            written, before = found, found.versions[-1]
+        version = apply_change(
+            kind,
+            before,
+            change,
+            api_id=written.api_id,
+            at=at,
+            by=by,
+            definitions={f["id"]: f for f in self.custom_fields[entity]},
+            tag=self.written.tag,
+        )
+        self.written.record(written, version, write_events(written, before, version, by))
+        return WriteResult(
+            written.api_id,
+            change.request_id,
+            at,
+            contact_id=version.contacts[0] if version.contacts else None,
+            company_id=version.companies[0] if version.companies else None,
+        )
+
+
+def _in_window(written: Written, query: ListQuery, t: int) -> bool:
+    """Whether a written entity's version at ``t`` passes a list's time and id filters."""
+    version = written.at(t)
+    assert version is not None
+    record = version.record
+    bounds = (
+        (record["updated_at"], query.updated_from, query.updated_to),
+        (record["created_at"], query.created_from, query.created_to),
+    )
+    if any(
+        (low is not None and stamp < low) or (high is not None and stamp > high)
+        for stamp, low, high in bounds
+    ):
+        return False
+    return query.ids is None or record["id"] in query.ids

@@ -6,7 +6,7 @@ and which related ids to embed. Field order and presence follow the documentatio
 ``shared/fixtures/amocrm/ogi4i_amocrm-client/``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -164,20 +164,85 @@ def _multitext(values: tuple[tuple[str, str], ...], enums: dict[str, int]) -> li
     return [{"value": value, "enum_id": enums[enum], "enum_code": enum} for value, enum in values]
 
 
-def _custom_fields(values_by_field: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
-    """``custom_fields_values`` of a record: the fields that have values, None when none has (as the API)."""
+def custom_fields_values(
+    values_by_field: Mapping[int, list[dict[str, Any]]],
+    definitions: Mapping[int, Mapping[str, Any]] = _FIELD_BY_ID,
+) -> list[dict[str, Any]] | None:
+    """``custom_fields_values`` of a record: the fields that have values, None when none has (as the API).
+
+    Args:
+        values_by_field: Field id → its values, in the order the record lists them.
+        definitions: Field definitions by id (default: the account's generated fields).
+
+    Returns:
+        The API list, or None.
+    """
     fields = [
         {
             "field_id": field_id,
-            "field_name": _FIELD_BY_ID[field_id]["name"],
-            "field_code": _FIELD_BY_ID[field_id]["code"],
-            "field_type": _FIELD_BY_ID[field_id]["type"],
+            "field_name": definitions[field_id]["name"],
+            "field_code": definitions[field_id]["code"],
+            "field_type": definitions[field_id]["type"],
             "values": values,
         }
         for field_id, values in values_by_field.items()
         if values
     ]
     return fields or None
+
+
+def _loss_reason(reason: int, root: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": reason,
+            "name": LOSS_REASON_BY_ID.get(reason, ""),
+            "sort": 100_000,
+            "created_at": 1_672_531_200,
+            "updated_at": 1_672_531_200,
+            "_links": _link(root, f"leads/loss_reasons/{reason}"),
+        }
+    ]
+
+
+def written_record(
+    kind: int,
+    record: Mapping[str, Any],
+    root: str,
+    *,
+    tags: tuple[tuple[int, str], ...],
+    companies: tuple[int, ...],
+    contacts: tuple[int, ...] | None = None,
+    leads: list[int] | None = None,
+    loss_reason: bool = False,
+) -> dict[str, Any]:
+    """A written lead or contact (see :mod:`~elt_platform.sandbox.amocrm.writes`) as the list shows it.
+
+    Args:
+        kind: ``LEAD`` or ``CONTACT``.
+        record: Its fields, without ``_links`` and ``_embedded``.
+        root: Scheme and host of the links.
+        tags: ``(id, name)`` of its tags.
+        companies: Linked company ids (always embedded).
+        contacts: Leads: linked contact ids, main first, embedded when given (``with=contacts``).
+        leads: Contacts: numbers of the visible leads linking it, embedded when given (``with=leads``).
+        loss_reason: Leads: embed the loss reason (``with=loss_reason``) when it has one.
+
+    Returns:
+        The API object, shaped as the generated records are.
+    """
+    embedded: dict[str, Any] = {"tags": [{"id": tag_id, "name": name} for tag_id, name in tags]}
+    embedded["companies"] = [_ref(root, COMPANY, company - ID_BASE[COMPANY]) for company in companies]
+    if contacts is not None:
+        embedded["contacts"] = [
+            _ref(root, CONTACT, contact - ID_BASE[CONTACT], is_main=k == 0)
+            for k, contact in enumerate(contacts)
+        ]
+    if leads is not None:
+        embedded["leads"] = [_ref(root, LEAD, number) for number in leads]
+    if loss_reason and record.get("loss_reason_id"):
+        embedded["loss_reason"] = _loss_reason(record["loss_reason_id"], root)
+    path = _ENTITY_PATH[kind]
+    return {**record, "_links": _link(root, f"{path}/{record['id']}"), "_embedded": embedded}
 
 
 def lead_record(
@@ -207,16 +272,7 @@ def lead_record(
             _ref(root, CONTACT, number, is_main=k == 0) for k, number in enumerate(script.contacts)
         ]
     if loss_reason and reason is not None:
-        embedded["loss_reason"] = [
-            {
-                "id": reason,
-                "name": LOSS_REASON_BY_ID[reason],
-                "sort": 100_000,
-                "created_at": 1_672_531_200,
-                "updated_at": 1_672_531_200,
-                "_links": _link(root, f"leads/loss_reasons/{reason}"),
-            }
-        ]
+        embedded["loss_reason"] = _loss_reason(reason, root)
     return {
         "id": lead_id,
         "name": script.name,
@@ -234,7 +290,7 @@ def lead_record(
         "closed_at": _closed_at(script.statuses, t),
         "closest_task_at": None,
         "is_deleted": False,
-        "custom_fields_values": _custom_fields(
+        "custom_fields_values": custom_fields_values(
             {LEAD_BIN_FIELD: _text(script.bin), LEAD_SOURCE_FIELD: _select(script.source)}
         ),
         "score": None,
@@ -280,7 +336,7 @@ def contact_record(script: ContactScript, t: int, root: str, *, leads: list[int]
         "created_at": script.created_at,
         "updated_at": last,
         "closest_task_at": None,
-        "custom_fields_values": _custom_fields(
+        "custom_fields_values": custom_fields_values(
             {
                 CONTACT_PHONE_FIELD: _multitext(phones, PHONE_ENUMS),
                 CONTACT_EMAIL_FIELD: _multitext(emails, EMAIL_ENUMS),
@@ -312,7 +368,7 @@ def company_record(
         "created_at": script.created_at,
         "updated_at": updated_at(script.changes, t),
         "closest_task_at": None,
-        "custom_fields_values": _custom_fields(
+        "custom_fields_values": custom_fields_values(
             {COMPANY_BIN_FIELD: _text(script.bin), COMPANY_INDUSTRY_FIELD: _select(script.industry)}
         ),
         "account_id": ACCOUNT_ID,

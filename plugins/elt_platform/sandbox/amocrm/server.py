@@ -112,3 +112,7 @@ class AmoCrmSandboxServer(server.SandboxServer):
     def advance(self, to: datetime | int) -> datetime:
         """Move the dataset's clock forward (see :meth:`AmoCrmDataset.advance`)."""
         return self.dataset.advance(to)
+
+    def writes(self) -> dict[str, int]:
+        """Entities written per endpoint (API routes, ``create``, ``admin_edit``) since the server started."""
+        return self.dataset.written.writes()

@@ -289,8 +289,46 @@ class AmoCrmClient:
             RateLimitedError, ServerError: Retries ran out on 429 / 5xx / timeouts.
             RequestError: Another 4xx (e.g. a bad filter), with amoCRM's problem+json detail.
         """
+        return self.request("GET", path, params=params, what=what)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        what: str | None = None,
+        idempotent: bool = True,
+    ) -> HttpResponse:
+        """One request under ``/api/v4/`` with this client's auth, budget, breaker and retries (the
+        write side, ``destinations.amocrm``, sends its POST/PATCH bodies through here).
+
+        Args:
+            method: HTTP method.
+            path: Endpoint under ``/api/v4/``.
+            params: Query parameters.
+            json: JSON body.
+            what: Names the request in messages (never put personal data here).
+            idempotent: False for a create: retried only when refused before running (see
+                :meth:`~elt_platform.http.client.HttpClient.request`).
+
+        Returns:
+            The response, body undecoded.
+
+        Raises:
+            HttpError: As :meth:`get`.
+        """
         try:
-            return self._http.request("GET", path, params=dict(params or {}), what=what, expect_json=False)
+            return self._http.request(
+                method,
+                path,
+                params=dict(params or {}),
+                json=json,
+                what=what,
+                expect_json=False,
+                idempotent=idempotent,
+            )
         except (BannedError, GrantError):
             raise
         except AuthError as error:

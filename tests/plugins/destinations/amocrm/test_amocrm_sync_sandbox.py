@@ -1,0 +1,225 @@
+"""The amoCRM reception sync on the engine: outbound rows in Iceberg → the destination client → the sandbox.
+
+Expected leads are written by hand from the rows and what each test seeds in the sandbox account
+(its clinic pipelines and fields are the sandbox's, read from its own constants and API answers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from elt_platform.reverse_etl import runs
+from elt_platform.sandbox.amocrm.account import (
+    BRANCH_FIELD,
+    CLINIC,
+    CLINIC_PRIMARY_PIPELINE,
+    CLINIC_REPEAT_PIPELINE,
+    PATIENT_NUMBER_FIELD,
+    RECEPTION_ID_FIELD,
+    WON,
+)
+from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
+from elt_platform.sandbox.amocrm.server import AmoCrmSandboxServer
+from elt_platform.state import open_state_store, outbox
+
+TOKEN = "amocrm-sync-test-token-5e1f"
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+BRANCH = "Дентал Люкс Есиль"
+INTEGERS = ("branch_number", "reception_id", "patient_id", "completed_receptions_before")
+SENT = (
+    "external_id deal_title funnel stage_code status patient_full_name phone patient_number reception_id "
+    "reception_date plan_start_iso doctor_name services amount"
+).split()
+
+
+def row(n: int, *, phone: str | None, funnel: str = "primary", **extra: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "external_id": f"F1_{n}",
+        "deal_title": f"Пациент {n} — 2026-11-30",
+        "funnel": funnel,
+        "stage_code": "consultation_scheduled" if funnel == "primary" else "treatment",
+        "status": "scheduled",
+        "patient_full_name": f"Сейткали{n} Айгерим",
+        "phone": phone,
+        "patient_number": f"77{n:03d}",
+        "reception_id": 9000 + n,
+        "reception_date": "2026-11-30",
+        "plan_start_iso": "2026-11-30T10:00:00+05:00",
+        "doctor_name": "Доктор А",
+        "services": "Консультация",
+        "amount": 5000.0,
+        "source_db": "1",
+        "branch_number": 1,
+        "branch_name": BRANCH,
+        "patient_id": 500 + n,
+        "completed_receptions_before": 0 if funnel == "primary" else 2,
+        "changed_at": "2026-11-29T12:00:00",
+    }
+    values.update(extra)
+    sent = {k: values[k] for k in SENT}
+    values["row_hash"] = hashlib.sha256(json.dumps(sent, sort_keys=True, default=str).encode()).hexdigest()
+    return values
+
+
+@pytest.fixture
+def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[AmoCrmSandboxServer]:
+    dataset = AmoCrmDataset(seed=3, leads=10, start=NOW - timedelta(days=30), now=NOW, clinic=CLINIC)
+    with AmoCrmSandboxServer(dataset, long_lived_token=TOKEN) as server:
+        server.sandbox.rate_limiter = None
+        connection = {
+            "conn_type": "http",
+            "host": server.base_url,
+            "password": TOKEN,
+            "extra": {"requests_per_second": 100, "max_retries": 1},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_AMOCRM_DEFAULT", json.dumps(connection))
+        yield server
+
+
+@pytest.fixture
+def publish(catalog):
+    catalog.create_namespace("outbound")
+
+    def publish(rows: list[dict]) -> None:
+        numbers = {"amount": pa.float64(), **dict.fromkeys(INTEGERS, pa.int64())}
+        schema = pa.schema([(name, numbers.get(name, pa.string())) for name in rows[0]])
+        data = pa.Table.from_pylist(rows, schema=schema)
+        if catalog.table_exists("outbound.amocrm_deals"):
+            catalog.load_table("outbound.amocrm_deals").overwrite(data)
+        else:
+            catalog.create_table("outbound.amocrm_deals", schema=schema).append(data)
+
+    return publish
+
+
+def sync(run_id: str, catalog) -> tuple[dict, dict]:
+    summary = runs.plan_run("amocrm", run_id, catalog=catalog)
+    counts = runs.execute_run("amocrm", run_id)
+    runs.report_run("amocrm", run_id, counts, catalog=catalog)
+    return summary, counts
+
+
+def statuses(server: AmoCrmSandboxServer, pipeline: int) -> dict[str, int]:
+    """Status name → id of a clinic pipeline, as the sandbox account defines it."""
+    found = next(p for p in CLINIC.pipelines if p.id == pipeline)
+    return {s.name: s.id for s in found.statuses}
+
+
+def field(lead: dict, field_id: int) -> Any:
+    for item in lead.get("custom_fields_values") or []:
+        if item["field_id"] == field_id:
+            value = item["values"][0]
+            return value.get("enum_id") or value.get("value")
+    return None
+
+
+def lead_of(server: AmoCrmSandboxServer, lead_id: int) -> dict:
+    return server.dataset.record("leads", lead_id, with_=("contacts",))
+
+
+def test_search_hierarchy_creates_updates_and_reviews_then_a_rerun_writes_nothing(account, publish, catalog):
+    branch_id = {
+        v["value"]: v["id"] for f in CLINIC.lead_fields if f["id"] == BRANCH_FIELD for v in f["enums"]
+    }
+    branch_id = branch_id[BRANCH]
+    primary = statuses(account, CLINIC_PRIMARY_PIPELINE)
+    phone_field = {"field_code": "PHONE", "values": [{"value": "+7 701 000 0002", "enum_code": "WORK"}]}
+    (known_contact,) = account.dataset.create(
+        "contacts", [{"name": "Айгерим", "custom_fields_values": [phone_field]}]
+    )
+    family = {"field_code": "PHONE", "values": [{"value": "87010000005", "enum_code": "MOB"}]}
+    account.dataset.create(
+        "contacts", [{"name": n, "custom_fields_values": [family]} for n in ("Мать", "Сын")]
+    )
+    open_status = primary["Подтвердил запись"]
+    by_reception, by_number, won = account.dataset.create(
+        "leads",
+        [
+            {  # an open lead of reception F1_3 (same reception id and branch)
+                "name": "Запись 3",
+                "pipeline_id": CLINIC_PRIMARY_PIPELINE,
+                "status_id": open_status,
+                "custom_fields_values": [
+                    {"field_id": RECEPTION_ID_FIELD, "values": [{"value": 9003}]},
+                    {"field_id": BRANCH_FIELD, "values": [{"enum_id": branch_id}]},
+                ],
+            },
+            {  # a manager's lead for patient 77004, no reception yet
+                "name": "Звонок пациента",
+                "pipeline_id": CLINIC_PRIMARY_PIPELINE,
+                "status_id": primary["Записан на приём"],
+                "custom_fields_values": [{"field_id": PATIENT_NUMBER_FIELD, "values": [{"value": "77004"}]}],
+            },
+            {  # a won lead of reception F1_6: closed leads are never matched
+                "name": "Закрыто",
+                "pipeline_id": CLINIC_PRIMARY_PIPELINE,
+                "status_id": WON,
+                "custom_fields_values": [{"field_id": RECEPTION_ID_FIELD, "values": [{"value": 9006}]}],
+            },
+        ],
+    )
+    publish(
+        [
+            row(1, phone="+77010000001"),
+            row(2, phone="+77010000002"),
+            row(3, phone="+77010000003"),
+            row(4, phone="+77010000004"),
+            row(5, phone="+77010000005"),
+            row(6, phone="+77010000006"),
+            row(7, phone="+77010000007", funnel="repeat"),
+        ]
+    )
+
+    summary, counts = sync("r1", catalog)
+
+    assert summary["actions"] == {
+        "create-contact-and-deal": 3,  # F1_1, F1_6 (its lead is won), F1_7
+        "create-deal-for-contact": 1,  # F1_2 → the known contact
+        "update-deal": 2,  # F1_3 by reception id, F1_4 by patient number
+        "review": 1,  # F1_5: two contacts share the phone
+    }
+    records = outbox.load_records(open_state_store(), "amocrm")
+    ids = {external_id: r.crm_ids.get("deal") for external_id, r in records.items()}
+    assert ids["F1_3"] == by_reception and ids["F1_4"] == by_number and ids["F1_6"] != won
+    assert lead_of(account, ids["F1_2"])["_embedded"]["contacts"][0]["id"] == known_contact
+    assert str(field(lead_of(account, by_number), RECEPTION_ID_FIELD)) == "9004"  # the reception attached
+    assert lead_of(account, by_reception)["status_id"] == open_status  # a manual stage: not moved
+    repeat = lead_of(account, ids["F1_7"])
+    assert repeat["pipeline_id"] == CLINIC_REPEAT_PIPELINE
+    assert repeat["status_id"] == statuses(account, CLINIC_REPEAT_PIPELINE)["Записан на приём"]
+    new = lead_of(account, ids["F1_1"])
+    assert (new["pipeline_id"], new["status_id"], new["price"]) == (
+        CLINIC_PRIMARY_PIPELINE,
+        primary["Записан на приём"],
+        5000,
+    )
+    assert records["F1_5"].status == "review" and ids["F1_5"] is None
+    assert counts["created"] == 4 and counts["updated"] == 2
+
+    before = dict(account.writes())
+    summary, _ = sync("r2", catalog)
+    assert summary["candidates"] == 0 and account.writes() == before
+
+
+def test_a_managers_stage_and_lead_name_survive_the_next_sync(account, publish, catalog):
+    primary = statuses(account, CLINIC_PRIMARY_PIPELINE)
+    publish([row(1, phone="+77010000001")])
+    sync("r1", catalog)
+    lead_id = outbox.load_records(open_state_store(), "amocrm")["F1_1"].crm_ids["deal"]
+    account.dataset.edit_lead(lead_id, status_id=primary["Подтвердил запись"], name="VIP пациент")
+
+    publish([row(1, phone="+77010000001", stage_code="consultation_done", status="completed", amount=7500.0)])
+    summary, counts = sync("r2", catalog)
+
+    lead = lead_of(account, lead_id)
+    assert lead["status_id"] == primary["Подтвердил запись"] and lead["name"] == "VIP пациент"
+    assert lead["price"] == 7500 and counts["updated"] == 1
+    plan = outbox.plan_rows(open_state_store(), "amocrm", "r2")
+    assert sorted(plan[0]["diff"]["protected"]) == ["name", "status_id"]

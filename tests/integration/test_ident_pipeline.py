@@ -437,6 +437,11 @@ def _patient_phones(cluster) -> dict[tuple[str, int], str]:
 
 
 def _reverse_etl(mp, cluster, run_dag) -> dict:
+    from datetime import UTC
+
+    from elt_platform.sandbox.amocrm.account import CLINIC
+    from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
+    from elt_platform.sandbox.amocrm.server import AmoCrmSandboxServer
     from elt_platform.sandbox.bitrix24.server import Bitrix24SandboxServer
 
     live = {r["external_id"]: r for r in _expected(cluster)["receptions"].values() if r["external_id"]}
@@ -446,24 +451,42 @@ def _reverse_etl(mp, cluster, run_dag) -> dict:
         if (phone := phones.get((r["source_db"], r["patient_id"]))) is not None:
             by_phone[phone].add(external_id)
     lead_phone, contact_phone = sorted(by_phone)[:2]
-    with Bitrix24SandboxServer(burst=1000, drain_per_second=1000) as portal:
-        connection = {
-            "conn_type": "http",
-            "host": portal.webhook_url,
-            "extra": {"max_retries": 2, "requests_per_second": 100, "burst": 500},
-        }
-        mp.setenv("AIRFLOW_CONN_CRM_BITRIX24", json.dumps(connection))
-        mp.setenv("ELT_REVERSE_ETL_AUTO_APPROVE", "bitrix24")
+    amo_now = datetime.combine(DAY, datetime.min.time(), tzinfo=UTC)
+    amo_dataset = AmoCrmDataset(
+        seed=SEED, leads=20, start=amo_now - timedelta(days=30), now=amo_now, clinic=CLINIC
+    )
+    with (
+        Bitrix24SandboxServer(burst=1000, drain_per_second=1000) as portal,
+        AmoCrmSandboxServer(amo_dataset, long_lived_token="amo-e2e-token") as amo,
+    ):
+        amo.sandbox.rate_limiter = None
+        fast = {"max_retries": 2, "requests_per_second": 100, "burst": 500}
+        mp.setenv(
+            "AIRFLOW_CONN_CRM_BITRIX24",
+            json.dumps({"conn_type": "http", "host": portal.webhook_url, "extra": fast}),
+        )
+        mp.setenv(
+            "AIRFLOW_CONN_AMOCRM_DEFAULT",
+            json.dumps(
+                {"conn_type": "http", "host": amo.base_url, "password": "amo-e2e-token", "extra": fast}
+            ),
+        )
+        mp.setenv("ELT_REVERSE_ETL_AUTO_APPROVE", "bitrix24,amocrm")
         lead = portal.seed_lead(TITLE="Заявка с сайта", STATUS_ID="NEW", PHONE=[{"VALUE": lead_phone}])
         contact = portal.seed_contact(NAME="Клиент", PHONE=[{"VALUE": contact_phone, "VALUE_TYPE": "WORK"}])
         run_dag("reverse_etl_bitrix24", {"dry_run": True})
         after_dry_run = portal.snapshot()
         run_dag("reverse_etl_bitrix24", {})
+        run_dag("reverse_etl_amocrm", {})
         first = portal.snapshot()
+        amo_first = amo.writes()
         portal.reset_stats()
         run_dag("reverse_etl_bitrix24", {})
+        run_dag("reverse_etl_amocrm", {})
         rerun_writes = [c.method for c in portal.commands() if c.method.endswith((".add", ".update"))]
-        # A receptionist edits one reception's comment in iDent: the next cycle updates exactly its deal.
+        amo_rerun = amo.writes()
+        # A receptionist edits one reception's comment in iDent: the next cycle updates exactly its deal
+        # in Bitrix24; amoCRM does not receive comments, so nothing is sent there.
         edited = sorted(r for r in live if r.startswith("F1_"))[0]
         database = cluster.databases[0]
         conn = pyodbc.connect(database.odbc, autocommit=True)
@@ -479,7 +502,14 @@ def _reverse_etl(mp, cluster, run_dag) -> dict:
         run_dag("extract_ident_receptions", CONF)
         run_dag("transform_clinic", CONF)
         run_dag("reverse_etl_bitrix24", {})
+        run_dag("reverse_etl_amocrm", {})
         change_writes = [c for c in portal.commands() if c.method.endswith((".add", ".update"))]
+        records = _outbox("amocrm")
+        amo_leads = {
+            external_id: amo.dataset.record("leads", r.crm_ids["deal"], with_=("contacts",))
+            for external_id, r in records.items()
+            if r.crm_ids.get("deal")
+        }
         return {
             "live": live,
             "phones": phones,
@@ -492,7 +522,16 @@ def _reverse_etl(mp, cluster, run_dag) -> dict:
             "edited": edited,
             "change_writes": change_writes,
             "final": portal.snapshot(),
+            "amo_writes": (amo_first, amo_rerun, amo.writes()),
+            "amo_records": records,
+            "amo_leads": amo_leads,
         }
+
+
+def _outbox(destination: str) -> dict:
+    from elt_platform.state import open_state_store, outbox
+
+    return outbox.load_records(open_state_store(), destination)
 
 
 def test_dry_run_sends_nothing(pipeline):
@@ -549,3 +588,39 @@ def test_bitrix24_rerun_sends_nothing_and_an_ident_edit_updates_exactly_its_deal
     ]
     final = next(d for d in crm["final"]["deals"] if d["UF_CRM_IDENT_ID"] == crm["edited"])
     assert final["COMMENTS"] == "перезвонить"
+
+
+# --- reverse ETL to amoCRM ---------------------------------------------------------------------------------
+
+
+def test_amocrm_holds_one_lead_per_live_reception_in_its_funnels_pipeline(pipeline):
+    from elt_platform.sandbox.amocrm.account import (
+        CLINIC_PRIMARY_PIPELINE,
+        CLINIC_REPEAT_PIPELINE,
+        RECEPTION_ID_FIELD,
+    )
+
+    crm = pipeline["crm"]
+    records = crm["amo_records"]
+    assert set(records) == set(crm["live"])
+    assert {r.status for r in records.values()} == {"sent"}
+    leads = crm["amo_leads"]
+    assert len({lead["id"] for lead in leads.values()}) == len(crm["live"])  # one lead each, none shared
+    for external_id, r in crm["live"].items():
+        lead = leads[external_id]
+        reception = next(
+            item["values"][0]["value"]
+            for item in lead["custom_fields_values"]
+            if item["field_id"] == RECEPTION_ID_FIELD
+        )
+        assert str(reception) == str(r["reception_id"]), external_id
+        want = CLINIC_PRIMARY_PIPELINE if r["completed_receptions_before"] == 0 else CLINIC_REPEAT_PIPELINE
+        assert lead["pipeline_id"] == want, external_id
+        if r["status"] == "cancelled":
+            assert lead["status_id"] == 143, external_id
+        assert lead["price"] == int(round(float(r["amount"] or 0))), external_id
+
+
+def test_amocrm_rerun_and_a_field_it_does_not_receive_write_nothing(pipeline):
+    first, rerun, final = pipeline["crm"]["amo_writes"]
+    assert rerun == first and final == first

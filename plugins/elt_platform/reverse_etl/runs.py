@@ -90,18 +90,18 @@ def plan_run(
         first_run = not outbox.has_sent_before(store, name)
         rows = feed.read_outbound(destination.outbound_table, catalog=catalog)
         records = outbox.load_records(store, name)
+        # Only rows needing work are checked against the contract: a run with one changed row among
+        # 100,000 validates one row. A row breaking it is reported (and not sent) until it changes.
+        selection = select_candidates(rows, records, now)
         valid, invalid = [], []
-        for row in rows:
-            reason = feed.contract_errors(row, destination.contract)
+        for candidate in selection.candidates:
+            reason = feed.contract_errors(candidate.row, destination.contract)
             if reason is None:
-                valid.append(row)
-            elif records.get(str(row.get("external_id"))) is None or records[
-                str(row.get("external_id"))
-            ].row_hash != row.get("row_hash"):
-                candidate = Candidate(str(row.get("external_id")), "new", row, None)
+                valid.append(candidate)
+            else:
                 invalid.append(Decision(candidate, INVALID, "contract", note=f"contract: {reason}"))
-        selection = select_candidates(valid, records, now)
-        decisions = [*invalid, *adapter.resolve(selection.candidates)]
+        selection.candidates = valid
+        decisions = [*invalid, *adapter.resolve(valid)]
         outbox.save_plan(store, name, run_id, decisions)
         outbox.set_run_status(store, name, run_id, "planned")
     finally:
@@ -131,7 +131,7 @@ def plan_run(
         "run_id": run_id,
         "dry_run": dry_run,
         "rows": len(rows),
-        "candidates": len(selection.candidates),
+        "candidates": len(valid) + len(invalid),
         "actions": dict(sorted(actions.items())),
         "left_alone": dict(sorted(selection.left_alone.items())),
         "creates": creates,

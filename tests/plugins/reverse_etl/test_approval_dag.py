@@ -21,7 +21,7 @@ from elt_platform.state import open_state_store, outbox
 sandbox_server = pytest.importorskip("elt_platform.sandbox.bitrix24.server")
 
 
-def _answer(choice: str, stop: threading.Event) -> None:
+def _answer(choice: str, stop: threading.Event, since: datetime) -> None:
     """Answer the pending approval as Airflow's Required Actions page does (the HITL REST route's steps:
     record the response, then resume the task parked in ``awaiting_input``)."""
     # Imported by the test before this thread starts: two threads importing Airflow's models at once
@@ -35,7 +35,11 @@ def _answer(choice: str, stop: threading.Event) -> None:
 
     while not stop.is_set():
         with create_session() as session:
-            for detail in session.query(HITLDetail).filter(HITLDetail.responded_at.is_(None)).all():
+            # Only this run's question: an earlier, killed run may have left one unanswered.
+            pending = session.query(HITLDetail).filter(
+                HITLDetail.responded_at.is_(None), HITLDetail.created_at >= since
+            )
+            for detail in pending.all():
                 ti = session.get(TaskInstance, detail.ti_id)
                 if ti is None or ti.state != TaskInstanceState.AWAITING_INPUT:
                     continue
@@ -83,7 +87,7 @@ def test_the_first_run_waits_for_a_person_and_does_what_they_chose(portal, choic
 
     load_dag("reverse_etl_bitrix24")  # the DAG bag's imports too, before the second thread runs
     stop = threading.Event()
-    person = threading.Thread(target=_answer, args=(choice, stop), daemon=True)
+    person = threading.Thread(target=_answer, args=(choice, stop, datetime.now(UTC)), daemon=True)
     person.start()
     try:
         report = run_dag("reverse_etl_bitrix24", {}, check=False)

@@ -45,9 +45,9 @@ from elt_platform.reverse_etl.protection import StageRules, changes_for_update
 
 log = logging.getLogger(__name__)
 
-#: Decisions per engine chunk: 25 creates are 50 commands (contact + deal), one full ``batch`` call; the
-#: client splits a chunk with lead conversions (3 commands) in two calls, keeping linked commands together.
-CHUNK_SIZE = 25
+#: Decisions per engine chunk: 50 updates are one full ``batch`` call; 50 creates (contact + deal) are two
+#: — the client splits a chunk into calls of ≤ 50 commands, keeping linked commands together.
+CHUNK_SIZE = 50
 
 
 def _person_key(row: dict[str, Any]) -> str:

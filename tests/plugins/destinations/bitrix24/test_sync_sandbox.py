@@ -197,17 +197,17 @@ def test_a_5xx_storm_fails_rows_that_a_later_run_delivers(portal, publish, catal
 
 def test_a_patients_receptions_share_one_new_contact_across_batches(portal, publish, catalog):
     family = "+77019999999"
-    # Ordered by external id F1_1, F1_10 … F1_19, F1_2, F1_20 … F1_9: F1_1 creates the contact, F1_10
-    # links to it in the same batch call ($result), F1_9 in the next chunk (25 rows per chunk).
-    rows = [outbound_row(n, phone=family if n in (1, 9, 10) else f"+770100000{n:02d}") for n in range(1, 31)]
+    # Ordered by external id F1_1, F1_10 … F1_19, F1_2, … F1_9 (last): F1_1 creates the contact, F1_10
+    # links to it in the same chunk ($result, kept in one batch call), F1_9 in the next chunk (50 rows each).
+    rows = [outbound_row(n, phone=family if n in (1, 9, 10) else f"+770100000{n:02d}") for n in range(1, 61)]
     publish(rows)
     contacts_before = len(portal.snapshot()["contacts"])
 
     summary, counts = sync("r1", catalog)
 
-    assert counts["created"] == 30 and summary["actions"]["create-deal-for-contact"] == 2
+    assert counts["created"] == 60 and summary["actions"]["create-deal-for-contact"] == 2
     contacts = portal.snapshot()["contacts"]
-    assert len(contacts) == contacts_before + 28  # 30 receptions, 28 distinct phones
+    assert len(contacts) == contacts_before + 58  # 60 receptions, 58 distinct phones
     deals = deals_by_external_id(portal)
     family_contacts = {deals[f"F1_{n}"][0]["CONTACT_ID"] for n in (1, 9, 10)}
     assert len(family_contacts) == 1 and None not in family_contacts

@@ -7,6 +7,12 @@ quality area and raises :class:`QualityGateError` when any expectation fails, wh
 and stops everything downstream. Log lines name the failed expectations and their counts, never the
 offending values (they may be personal data); those stay in the stored result.
 
+An expectation declared with ``severity: warning`` (or ``info``; GX's own field, default ``critical``)
+does not block: when it fails, the gate still passes, logs it as a warning and lists it in
+:attr:`GateResult.warnings` with its count — for conditions that are counted and reported, not refused
+(a reception of an unknown branch). GX itself ignores severity when it decides a checkpoint's success, so
+the stored result still says ``"success": false``; the gate's decision is :attr:`GateResult.success`.
+
 :func:`validate_frame` is that checkpoint for rows already read; :func:`run_gate` feeds it a date
 interval and :func:`elt_platform.quality.slice_gate.run_slice_gate` a set of key values.
 """
@@ -18,7 +24,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +49,12 @@ class QualityGateError(RuntimeError):
 
 @dataclass(frozen=True)
 class GateResult:
-    """Outcome of one gate run."""
+    """Outcome of one gate run.
+
+    Attributes:
+        failed: blocking (``critical``) expectations that failed, with their unexpected counts.
+        warnings: non-blocking (``warning``/``info``) expectations that failed, with their counts.
+    """
 
     suite: str
     success: bool
@@ -52,6 +63,7 @@ class GateResult:
     failed: list[str]
     result_uri: str
     data_docs: str | None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _expectation(name: str, kwargs: dict):
@@ -186,24 +198,30 @@ def validate_frame(
         )
 
         results = [r for v in outcome.run_results.values() for r in v.results]
-        failed = [_describe_failure(r, len(frame)) for r in results if not r.success]
+        unmet = [r for r in results if not r.success]
+        failed = [_describe_failure(r, len(frame)) for r in unmet if _blocks(r)]
+        warnings = [_describe_failure(r, len(frame)) for r in unmet if not _blocks(r)]
         result_uri = _store_result(config, suite_name, result_name, outcome.describe_dict())
         docs = context.get_docs_sites_urls()
 
     gate = GateResult(
         suite=suite_name,
-        success=bool(outcome.success),
+        success=not failed,
         rows=len(frame),
         evaluated=len(results),
         failed=failed,
         result_uri=result_uri,
         data_docs=docs[0]["site_url"] if docs else None,
+        warnings=warnings,
     )
+    for warning in warnings:
+        log.warning("quality gate %s: %s for %s (warning, not blocking)", suite_name, warning, scope)
     log.info(
-        "quality gate %s: %d/%d expectations passed; result %s",
+        "quality gate %s: %d/%d expectations passed, %d warning(s); result %s",
         suite_name,
-        len(results) - len(failed),
+        len(results) - len(unmet),
         len(results),
+        len(warnings),
         result_uri,
     )
     if not gate.success:
@@ -243,9 +261,17 @@ def _context_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _blocks(result) -> bool:
+    """Whether a failed expectation fails the gate: only ``critical`` ones (GX's default) do."""
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
+    return result.expectation_config.severity == FailureSeverity.CRITICAL
+
+
 def _describe_failure(result, rows: int) -> str:
     kwargs = result.expectation_config.kwargs
-    target = kwargs.get("column") or kwargs.get("column_list", "")
+    pair = [kwargs[k] for k in ("column_A", "column_B") if k in kwargs]
+    target = kwargs.get("column") or kwargs.get("column_list") or ", ".join(pair)
     unexpected = result.result.get("unexpected_count", "?")
     return f"{result.expectation_config.type}({target}): {unexpected} unexpected of {rows}"
 

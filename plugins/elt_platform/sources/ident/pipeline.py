@@ -54,6 +54,8 @@ SOURCE = Source(
         ),
     ),
     bronze_tables=tuple(f"bronze.ident_{table}" for table in TABLES),
+    # schemas/quality/bronze_ident_<table>.yaml: keys unique per load, branch, phone, PlanStart window.
+    bronze_suites=tuple(f"bronze_ident_{table}" for table in TABLES),
     trigger_table="bronze.ident_receptions",
     domains=("clinic",),
 )

@@ -123,7 +123,7 @@ def build_extract_dag(source: Source, extract: Extract) -> DAG:
                 from elt_platform.runs.extract import gate_interval
 
                 context = get_current_context()
-                results = gate_interval(source.name, loaded, run_id=loaded["run_id"])
+                results = gate_interval(source.name, loaded, run_id=loaded["run_id"], dag_id=extract.dag_id)
                 context["outlet_events"][trigger].extra = {
                     "start": loaded["start"],
                     "end": loaded["end"],

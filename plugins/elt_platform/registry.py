@@ -51,6 +51,8 @@ class Extract:
         options: extra keyword arguments of ``call`` (e.g. the 1C loader mode), as ``(name, value)`` pairs.
         gate: ``module:function`` for package kinds, ``f(loaded: dict, *, run_id) -> dict``; interval
             kinds run the source's ``bronze_suites`` over the interval instead.
+        suites: the bronze suites gating this DAG's loads when they are not all of the source's (a
+            micro-batch of one table gates that table only); None: the source's ``bronze_suites``.
         schedule: cron expression (UTC).
         max_active_runs: concurrent runs (package loads apply in order: 1).
         retry_delay: pause before a task retry.
@@ -65,6 +67,7 @@ class Extract:
     doc: str
     options: tuple[tuple[str, object], ...] = ()
     gate: str | None = None
+    suites: tuple[str, ...] | None = None
     max_active_runs: int = 4
     retry_delay: timedelta = timedelta(minutes=5)
     tags: tuple[str, ...] = ()
@@ -277,6 +280,12 @@ class Registry:
             unknown = [d for d in source.domains if d not in self.domains]
             if unknown:
                 raise RegistryError(f"source {source.name!r} feeds undeclared domains {unknown}")
+            for extract in source.extracts:
+                stray = sorted(set(extract.suites or ()) - set(source.bronze_suites))
+                if stray:
+                    raise RegistryError(
+                        f"extract {extract.dag_id!r} gates with suites {stray} its source does not declare"
+                    )
             outside = [t for t in source.bronze_tables if not t.startswith(f"bronze.{source.name}_")]
             if outside or source.trigger_table not in source.bronze_tables:
                 raise RegistryError(

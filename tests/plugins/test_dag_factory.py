@@ -96,6 +96,27 @@ def _module(source=None, domains=()):
     return type("Declarations", (), {"SOURCE": source, "DOMAINS": domains})
 
 
+def test_an_extract_gates_with_its_own_suites_else_all_of_its_sources(monkeypatch):
+    """iDent's minute micro-batch gates receptions only; its daily extract gates all 18 tables."""
+    from elt_platform.quality import gate
+    from elt_platform.runs import extract as runs_extract
+    from elt_platform.state import TransformLedger
+
+    ran: list[str] = []
+    monkeypatch.setattr(
+        gate, "run_gate", lambda suite, *a, **k: ran.append(suite) or type("R", (), {"result_uri": suite})()
+    )
+    monkeypatch.setattr(TransformLedger, "mark_ready", lambda *a, **k: None)
+    loaded = {"start": "2025-03-09", "end": "2025-03-10"}
+    suites = registry().sources["ident"].bronze_suites
+
+    runs_extract.gate_interval("ident", loaded, run_id="r", dag_id="extract_ident_receptions")
+    assert ran == ["bronze_ident_receptions"]
+    ran.clear()
+    runs_extract.gate_interval("ident", loaded, run_id="r", dag_id="extract_ident")
+    assert ran == list(suites) and len(ran) == 18
+
+
 def test_registry_holds_the_shipped_sources():
     reg = registry()
     assert set(reg.sources) >= {"alaqan", "onec"}
@@ -117,6 +138,18 @@ def test_registry_holds_the_shipped_sources():
         ([_module(_source(), (_domain(sources=("s", "nope")),))], "reads unknown sources"),
         ([_module(_source(domains=("other",)), (_domain(),))], "feeds undeclared domains"),
         ([_module(_source(bronze_tables=("bronze.t_x",)), (_domain(),))], "bronze tables must be"),
+        (
+            [
+                _module(
+                    _source(
+                        bronze_suites=("s_x",),
+                        extracts=(Extract("extract_s", "interval", "m:f", "@daily", "d", suites=("s_y",)),),
+                    ),
+                    (_domain(),),
+                )
+            ],
+            "gates with suites \\['s_y'\\] its source does not declare",
+        ),
         (
             [
                 _module(_source("a"), (_domain(sources=("a", "b")),)),

@@ -42,8 +42,9 @@ def load_interval(source_name: str, dag_id: str, start: date, end: date, *, run_
     return {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id, **summary}
 
 
-def gate_interval(source_name: str, loaded: dict, *, run_id: str) -> dict:
-    """Run the source's bronze suites over the loaded interval; on success mark it ``pending``.
+def gate_interval(source_name: str, loaded: dict, *, run_id: str, dag_id: str | None = None) -> dict:
+    """Run the bronze suites of the extract ``dag_id`` (default: all of the source's) over the loaded
+    interval; on success mark it ``pending``.
 
     Raises:
         QualityGateError: an expectation failed (the interval stays ``loaded``, not transformed).
@@ -52,7 +53,10 @@ def gate_interval(source_name: str, loaded: dict, *, run_id: str) -> dict:
 
     source = registry().sources[source_name]
     start, end = date.fromisoformat(loaded["start"]), date.fromisoformat(loaded["end"])
-    results = {suite: run_gate(suite, start, end, run_id=run_id).result_uri for suite in source.bronze_suites}
+    suites = source.bronze_suites
+    if dag_id is not None and (own := _extract(source, dag_id).suites) is not None:
+        suites = own
+    results = {suite: run_gate(suite, start, end, run_id=run_id).result_uri for suite in suites}
     for ledger in _ledgers(source):
         ledger.mark_ready(source.name, [interval_key(start, end)], run_id)
     return results

@@ -80,6 +80,7 @@ EXPECTED = {
 
 def _write_bronze() -> None:
     import pyarrow as pa
+    from pyiceberg.expressions import AlwaysTrue
 
     from elt_platform.iceberg.catalog import load_catalog
     from elt_platform.iceberg.tables import load_spec
@@ -87,10 +88,14 @@ def _write_bronze() -> None:
 
     catalog = load_catalog()
     commit = CommitInfo("test-outbound", "ident", DAY.isoformat(), DAY.isoformat())
-    # Every upstream model reads its bronze table: all of them exist, most stay empty.
+    # Every upstream model reads its bronze table: all of them exist, most stay empty. The test session
+    # shares one lakehouse (one SparkSession per process): rows another module left (the iDent end to
+    # end) are removed first, so the feed holds exactly this module's receptions.
     for path in sorted((REPO_ROOT / "schemas" / "bronze" / "ident").glob("*.yaml")):
         spec = load_spec(f"bronze/ident/{path.name}")
         table = ensure_table(catalog, spec)
+        if table.current_snapshot() is not None:
+            table.delete(AlwaysTrue())
         rows = [
             {"source_db": "1", "extract_date": DAY, "is_deleted": False, **row}
             for row in BRONZE.get(path.stem, [])

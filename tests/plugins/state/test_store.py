@@ -19,7 +19,17 @@ from elt_platform.state.store import StateStore, default_url, open_state_store, 
 from elt_platform.state.watermarks import get_watermark, set_watermark
 from state import workers
 
-STATE_TABLES = {"oauth_tokens", "request_budgets", "circuit_breakers", "watermarks", "transform_ledger"}
+STATE_TABLES = {
+    "oauth_tokens",
+    "request_budgets",
+    "circuit_breakers",
+    "watermarks",
+    "transform_ledger",
+    "reverse_etl_records",
+    "reverse_etl_plan",
+    "reverse_etl_runs",
+}
+HEAD = "0002"
 
 
 def test_first_open_creates_every_table_at_head(state_url: str) -> None:
@@ -29,15 +39,15 @@ def test_first_open_creates_every_table_at_head(state_url: str) -> None:
     store.close()
 
     assert tables == STATE_TABLES | {VERSION_TABLE}
-    assert revision == "0001" == head_revision()
+    assert revision == HEAD == head_revision()
 
 
 def test_upgrade_again_changes_nothing(store: StateStore) -> None:
-    assert store.upgrade() == "0001"
+    assert store.upgrade() == HEAD
 
     with store.engine.connect() as conn:
         versions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-    assert versions == ["0001"]
+    assert versions == [HEAD]
 
 
 def test_migrated_schema_matches_schema_module(store: StateStore) -> None:
@@ -55,7 +65,7 @@ def test_two_processes_opening_a_fresh_database_both_end_at_head(state_url: str,
     results = [job.get(timeout=60) for job in jobs]
 
     assert len({pid for pid, _ in results}) == 2
-    assert [revision for _, revision in results] == ["0001", "0001"]
+    assert [revision for _, revision in results] == [HEAD, HEAD]
     store = open_state_store(state_url)
     assert set(inspect(store.engine).get_table_names()) == STATE_TABLES | {VERSION_TABLE}
     store.close()

@@ -69,6 +69,7 @@ class AmoCrmSync:
         self.config = config
         self._account: Account | None = None
         self._created: dict[str, int] = {}  # external id → contact created for it in this execution
+        self._searches: dict[tuple[str, str], list[dict[str, Any]]] = {}  # one resolve's search answers
 
     def __repr__(self) -> str:
         return f"AmoCrmSync({self.destination!r})"
@@ -101,6 +102,7 @@ class AmoCrmSync:
         )
         decisions: list[Decision] = []
         creator: dict[str, str] = {}
+        self._searches.clear()
         for candidate in sorted(candidates, key=lambda c: c.external_id):
             lead_id = candidate.record.crm_ids.get("deal") if candidate.record else None
             if lead_id is not None and int(lead_id) in known:
@@ -129,12 +131,26 @@ class AmoCrmSync:
                 decisions.append(decision)
         return decisions
 
+    # A plan is read-only, so within one ``resolve`` a query's answer cannot change: the receptions of
+    # one patient share their patient-number and phone searches (one request each per run, at 7 req/s).
+
+    def _search_leads(self, query: str) -> list[dict[str, Any]]:
+        if ("leads", query) not in self._searches:
+            found = self.destination.search_leads(query, statuses=self.account.open_statuses)
+            self._searches["leads", query] = found
+        return self._searches["leads", query]
+
+    def _search_contacts(self, phone: str) -> list[dict[str, Any]]:
+        if ("contacts", phone) not in self._searches:
+            self._searches["contacts", phone] = self.destination.search_contacts(phone, with_leads=False)
+        return self._searches["contacts", phone]
+
     def _search(self, candidate: Candidate, account: Account) -> tuple[list[dict[str, Any]], str]:
         row = candidate.row
         reception = account.fields["reception_id"].id
         branch_field = account.fields["branch_name"]
         branch = branch_field.enums.get(str(row.get("branch_name")))
-        leads = self.destination.search_leads(str(row["reception_id"]), statuses=account.open_statuses)
+        leads = self._search_leads(str(row["reception_id"]))
         found = [
             lead
             for lead in leads
@@ -144,7 +160,7 @@ class AmoCrmSync:
         if found or not row.get("patient_number") or "patient_number" not in account.fields:
             return found, "reception-id"
         number = account.fields["patient_number"].id
-        leads = self.destination.search_leads(str(row["patient_number"]), statuses=account.open_statuses)
+        leads = self._search_leads(str(row["patient_number"]))
         found = [
             lead
             for lead in leads
@@ -159,7 +175,7 @@ class AmoCrmSync:
             return self._create(candidate, CREATE_CONTACT_AND_DEAL, "none (no phone)", {})
         contacts = [
             contact
-            for contact in self.destination.search_contacts(phone, with_leads=False)
+            for contact in self._search_contacts(phone)
             if any(
                 _digits(value.get("value")) == _digits(phone)
                 for item in contact.get("custom_fields_values") or []

@@ -223,3 +223,21 @@ def test_a_managers_stage_and_lead_name_survive_the_next_sync(account, publish, 
     assert lead["price"] == 7500 and counts["updated"] == 1
     plan = outbox.plan_rows(open_state_store(), "amocrm", "r2")
     assert sorted(plan[0]["diff"]["protected"]) == ["name", "status_id"]
+
+
+def test_a_patients_receptions_share_their_patient_number_and_phone_searches(account, publish, catalog):
+    # Three new receptions of one patient (same card number, same phone): three reception-id searches,
+    # one patient-number search, one phone search — and one contact for the three leads.
+    publish([row(n, phone="+77010000009", patient_number="77999", patient_id=900) for n in (1, 2, 3)])
+    account.reset_stats()
+
+    summary, counts = sync("r1", catalog)
+
+    by_route = account.stats()["by_route"]
+    assert summary["actions"] == {"create-contact-and-deal": 1, "create-deal-for-contact": 2}
+    records = outbox.load_records(open_state_store(), "amocrm")
+    contacts = {records[f"F1_{n}"].crm_ids.get("contact") for n in (1, 2, 3)}
+    assert len(contacts) == 1 and None not in contacts
+    assert counts["created"] == 3
+    # The list routes serve the searches (writes count under other routes): 3 + 1 lead searches, 1 phone.
+    assert (by_route.get("leads"), by_route.get("contacts")) == (4, 1)

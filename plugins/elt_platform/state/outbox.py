@@ -46,6 +46,19 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else {}
 
 
+def _records_by_id(conn: Any, destination: str, external_ids: list[str]) -> dict[str, Any]:
+    """The outbox rows of ``external_ids`` (inside the caller's transaction), by external id."""
+    rows = conn.execute(
+        select(reverse_etl_records).where(
+            and_(
+                reverse_etl_records.c.destination == destination,
+                reverse_etl_records.c.external_id.in_(external_ids),
+            )
+        )
+    ).all()
+    return {r.external_id: r for r in rows}
+
+
 def load_records(store: StateStore, destination: str) -> dict[str, Record]:
     """Every outbox record of ``destination`` by external id."""
     with store.transaction(write=False) as conn:
@@ -144,17 +157,7 @@ def mark_intent(store: StateStore, destination: str, run_id: str, external_ids: 
     """Before a CRM write: mark the records ``intent`` (created when new), in one commit."""
     now = utcnow()
     with store.transaction() as conn:
-        existing = {
-            r.external_id: r
-            for r in conn.execute(
-                select(reverse_etl_records).where(
-                    and_(
-                        reverse_etl_records.c.destination == destination,
-                        reverse_etl_records.c.external_id.in_(external_ids),
-                    )
-                )
-            ).all()
-        }
+        existing = _records_by_id(conn, destination, external_ids)
         rows: list[dict[str, Any]] = []
         for external_id in external_ids:
             old = existing.get(external_id)
@@ -194,17 +197,7 @@ def record_outcomes(
     now = now or utcnow()
     counts = {"sent": 0, "failed": 0, "dead": 0}
     with store.transaction() as conn:
-        current = {
-            r.external_id: r
-            for r in conn.execute(
-                select(reverse_etl_records).where(
-                    and_(
-                        reverse_etl_records.c.destination == destination,
-                        reverse_etl_records.c.external_id.in_([o.external_id for o in outcomes]),
-                    )
-                )
-            ).all()
-        }
+        current = _records_by_id(conn, destination, [o.external_id for o in outcomes])
         records: list[dict[str, Any]] = []
         plan_updates: list[dict[str, Any]] = []
         for outcome in outcomes:
@@ -280,17 +273,7 @@ def record_without_write(
         return
     now = utcnow()
     with store.transaction() as conn:
-        current = {
-            r.external_id: r
-            for r in conn.execute(
-                select(reverse_etl_records).where(
-                    and_(
-                        reverse_etl_records.c.destination == destination,
-                        reverse_etl_records.c.external_id.in_([d.external_id for d in decisions]),
-                    )
-                )
-            ).all()
-        }
+        current = _records_by_id(conn, destination, [d.external_id for d in decisions])
         rows: list[dict[str, Any]] = []
         for decision in decisions:
             old = current.get(decision.external_id)

@@ -114,6 +114,13 @@ class Selection:
     left_alone: Counter[str]
 
 
+def person_key(row: dict[str, Any]) -> str:
+    """Who an outbound row's CRM contact is: its phone (how a CRM finds the contact again), else the
+    patient of its database. Adapters give every row of one person in a run the contact the first one
+    creates (``contact_from``), so a patient's receptions never create duplicate contacts."""
+    return row.get("phone") or f"patient:{row.get('source_db')}:{row.get('patient_id')}"
+
+
 def select_candidates(rows: list[dict[str, Any]], records: dict[str, Record], now: datetime) -> Selection:
     """Pick the rows that need work.
 

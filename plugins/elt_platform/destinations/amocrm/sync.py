@@ -17,10 +17,9 @@ account's shared 7 req/s budget — the extract's — with the OAuth refresh of 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from elt_platform.destinations.amocrm.client import AmoCrmDestination, ComplexIds
+from elt_platform.destinations.amocrm.client import AmoCrmDestination, ComplexIds, phone_query
 from elt_platform.destinations.amocrm.mapping import (
     Account,
     SyncConfig,
@@ -42,21 +41,13 @@ from elt_platform.reverse_etl.plan import (
     Candidate,
     Decision,
     Outcome,
+    person_key,
 )
 from elt_platform.reverse_etl.protection import StageRules, changes_for_update
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 50
-
-
-def _digits(value: Any) -> str:
-    digits = re.sub(r"[^0-9]", "", str(value or ""))
-    return "7" + digits[1:] if len(digits) == 11 and digits[0] in "78" else digits
-
-
-def _person_key(row: dict[str, Any]) -> str:
-    return row.get("phone") or f"patient:{row.get('source_db')}:{row.get('patient_id')}"
 
 
 class AmoCrmSync:
@@ -115,7 +106,7 @@ class AmoCrmSync:
                 decisions.append(Decision(candidate, REVIEW_ACTION, rule, note=note))
             elif found:
                 decisions.append(self._update(candidate, found[0], rule))
-            elif (person := _person_key(candidate.row)) in creator:
+            elif (person := person_key(candidate.row)) in creator:
                 decisions.append(
                     self._create(
                         candidate,
@@ -177,7 +168,7 @@ class AmoCrmSync:
             contact
             for contact in self._search_contacts(phone)
             if any(
-                _digits(value.get("value")) == _digits(phone)
+                phone_query(str(value.get("value") or "")) == phone_query(phone)
                 for item in contact.get("custom_fields_values") or []
                 if item.get("field_code") == "PHONE"
                 for value in item.get("values") or []

@@ -40,6 +40,7 @@ from elt_platform.reverse_etl.plan import (
     Candidate,
     Decision,
     Outcome,
+    person_key,
 )
 from elt_platform.reverse_etl.protection import StageRules, changes_for_update
 
@@ -48,12 +49,6 @@ log = logging.getLogger(__name__)
 #: Decisions per engine chunk: 50 updates are one full ``batch`` call; 50 creates (contact + deal) are two
 #: — the client splits a chunk into calls of ≤ 50 commands, keeping linked commands together.
 CHUNK_SIZE = 50
-
-
-def _person_key(row: dict[str, Any]) -> str:
-    """Who a row's contact is: its phone (how Bitrix24 finds the contact again), else the patient of its
-    database (a patient without a phone gets one contact per run for all their receptions)."""
-    return row.get("phone") or f"patient:{row.get('source_db')}:{row.get('patient_id')}"
 
 
 class Bitrix24Sync:
@@ -116,7 +111,7 @@ class Bitrix24Sync:
         for candidate in sorted(candidates, key=lambda c: c.external_id):
             found = deals.get(candidate.external_id) or []
             phone = candidate.row.get("phone") or ""
-            person = _person_key(candidate.row)
+            person = person_key(candidate.row)
             if found:
                 decisions.append(self._update(candidate, found))
             elif person in creator:

@@ -13,7 +13,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from tests.plugins.destinations.bitrix24.test_sync_sandbox import INTEGERS, outbound_row
+from tests.plugins.destinations.bitrix24.test_sync_sandbox import outbound_row
+from tests.plugins.reverse_etl.outbound_tables import publish_outbound
 
 from elt_platform.local_run import run_dag
 from elt_platform.state import open_state_store, outbox
@@ -56,16 +57,9 @@ def _answer(choice: str, stop: threading.Event, since: datetime) -> None:
 
 @pytest.fixture
 def portal(lakehouse_env, catalog, monkeypatch: pytest.MonkeyPatch):
-    import pyarrow as pa
-
     monkeypatch.delenv("ELT_REVERSE_ETL_AUTO_APPROVE", raising=False)
-    catalog.create_namespace("outbound")
     rows = [outbound_row(n, phone=f"+770100000{n:02d}") for n in range(1, 4)]
-    numbers = {"amount": pa.float64(), **dict.fromkeys(INTEGERS, pa.int64())}
-    schema = pa.schema([(name, numbers.get(name, pa.string())) for name in rows[0]])
-    catalog.create_table("outbound.bitrix24_deals", schema=schema).append(
-        pa.Table.from_pylist(rows, schema=schema)
-    )
+    publish_outbound(catalog, "outbound.bitrix24_deals", rows)
     with sandbox_server.Bitrix24SandboxServer() as server:
         monkeypatch.setenv(
             "AIRFLOW_CONN_CRM_BITRIX24", json.dumps({"conn_type": "http", "host": server.webhook_url})

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
 import pytest
+from tests.plugins.reverse_etl.outbound_tables import publish_outbound
 
 from elt_platform.reverse_etl import runs
 from elt_platform.sandbox.amocrm.account import (
@@ -32,7 +32,6 @@ from elt_platform.state import open_state_store, outbox
 TOKEN = "amocrm-sync-test-token-5e1f"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 BRANCH = "Дентал Люкс Есиль"
-INTEGERS = ("branch_number", "reception_id", "patient_id", "completed_receptions_before")
 SENT = (
     "external_id deal_title funnel stage_code status patient_full_name phone patient_number reception_id "
     "reception_date plan_start_iso doctor_name services amount"
@@ -85,18 +84,7 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[AmoCrmSandboxServer]:
 
 @pytest.fixture
 def publish(catalog):
-    catalog.create_namespace("outbound")
-
-    def publish(rows: list[dict]) -> None:
-        numbers = {"amount": pa.float64(), **dict.fromkeys(INTEGERS, pa.int64())}
-        schema = pa.schema([(name, numbers.get(name, pa.string())) for name in rows[0]])
-        data = pa.Table.from_pylist(rows, schema=schema)
-        if catalog.table_exists("outbound.amocrm_deals"):
-            catalog.load_table("outbound.amocrm_deals").overwrite(data)
-        else:
-            catalog.create_table("outbound.amocrm_deals", schema=schema).append(data)
-
-    return publish
+    return lambda rows: publish_outbound(catalog, "outbound.amocrm_deals", rows)
 
 
 def sync(run_id: str, catalog) -> tuple[dict, dict]:

@@ -10,8 +10,8 @@ import hashlib
 import json
 from typing import Any
 
-import pyarrow as pa
 import pytest
+from tests.plugins.reverse_etl.outbound_tables import publish_outbound
 
 from elt_platform.reverse_etl import runs
 from elt_platform.state import open_state_store, outbox
@@ -23,9 +23,6 @@ SENT_COLUMNS = (
     "plan_start_iso plan_end_iso branch_name armchair_name doctor_name doctor_speciality services amount "
     "cancel_reason comment"
 ).split()
-
-
-INTEGERS = ("branch_number", "reception_id", "patient_id", "completed_receptions_before")
 
 
 def outbound_row(
@@ -76,18 +73,7 @@ def portal(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def publish(catalog):
-    catalog.create_namespace("outbound")
-
-    def publish(rows: list[dict]) -> None:
-        numbers = {"amount": pa.float64(), **dict.fromkeys(INTEGERS, pa.int64())}
-        schema = pa.schema([(name, numbers.get(name, pa.string())) for name in rows[0]])
-        data = pa.Table.from_pylist(rows, schema=schema)
-        if catalog.table_exists("outbound.bitrix24_deals"):
-            catalog.load_table("outbound.bitrix24_deals").overwrite(data)
-        else:
-            catalog.create_table("outbound.bitrix24_deals", schema=data.schema).append(data)
-
-    return publish
+    return lambda rows: publish_outbound(catalog, "outbound.bitrix24_deals", rows)
 
 
 def sync(run_id: str, catalog) -> tuple[dict, dict]:

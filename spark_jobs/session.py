@@ -43,6 +43,31 @@ def jdbc_uri(sqlalchemy_uri: str) -> str:
     return sqlalchemy_uri
 
 
+def jdbc_credentials(sqlalchemy_uri: str) -> dict[str, str]:
+    """The user and password inside a server catalog URI, as Iceberg's ``jdbc.user``/``jdbc.password``.
+
+    :func:`jdbc_uri` drops them from the URL (the JDBC driver would not read them there); a SQLite
+    file has none.
+
+    Args:
+        sqlalchemy_uri: catalog URI as given in ``ELT_ICEBERG_CATALOG_URI``.
+
+    Returns:
+        ``{"user": …, "password": …}`` (URL-decoded), or an empty dict.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    if sqlalchemy_uri.startswith("sqlite"):
+        return {}
+    parts = urlsplit(sqlalchemy_uri)
+    out = {}
+    if parts.username:
+        out["user"] = unquote(parts.username)
+    if parts.password:
+        out["password"] = unquote(parts.password)
+    return out
+
+
 def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
     """Spark settings that mount the platform's Iceberg catalog as the default catalog.
 
@@ -86,6 +111,8 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         # pinned on its pooled SQLite connection: every later Spark commit after a pyiceberg commit
         # would then fail with SQLITE_BUSY_SNAPSHOT.
         conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
+        for name, value in jdbc_credentials(uri).items():
+            conf[f"{prefix}.jdbc.{name}"] = value
         if uri.startswith("sqlite"):
             # Parallel tasks (a backfill, two transforms) commit to one SQLite file: wait for the
             # writer lock (sqlite-jdbc's default is 3 s) instead of failing the commit.
@@ -94,6 +121,9 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         conf[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
         conf[f"{prefix}.s3.endpoint"] = env["ELT_S3_ENDPOINT"]
         conf[f"{prefix}.s3.path-style-access"] = "true"
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            conf[f"{prefix}.client.region"] = region
     return conf
 
 

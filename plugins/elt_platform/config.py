@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spark_jobs.session import CATALOG_NAME, session_conf
@@ -30,6 +31,7 @@ class PlatformConfig:
     quality_uri: str
     s3_endpoint: str | None
     profile: str = "embedded"
+    s3_region: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> PlatformConfig:
@@ -45,6 +47,7 @@ class PlatformConfig:
             quality_uri=env.get("ELT_QUALITY_URI", (home / "quality").as_uri()),
             s3_endpoint=env.get("ELT_S3_ENDPOINT") or None,
             profile=(env.get("ELT_PROFILE") or "embedded").strip().lower(),
+            s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
 
     def pyiceberg_properties(self) -> dict[str, str]:
@@ -57,7 +60,34 @@ class PlatformConfig:
         props = {"type": self.catalog_type, "uri": uri, "warehouse": self.warehouse}
         if self.s3_endpoint:
             props.update({"s3.endpoint": self.s3_endpoint, "s3.path-style-access": "true"})
+        if self.s3_region:
+            # Without it pyarrow asks the endpoint for the bucket's region, which an S3-compatible
+            # store (MinIO, S3Proxy) may not answer the way AWS does. Credentials come from the AWS
+            # default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), never from these properties.
+            props["s3.region"] = self.s3_region
         return props
+
+    def filesystem(self, uri: str) -> tuple[Any, str]:
+        """The ``pyarrow.fs`` filesystem and path for a lakehouse ``uri`` (landing, quality results).
+
+        ``s3://`` URIs go to ``ELT_S3_ENDPOINT`` when set (MinIO, S3Proxy) with the region of
+        ``AWS_REGION`` and the AWS default credential chain; anything else as ``pyarrow`` resolves it.
+
+        Args:
+            uri: ``file://…``, a local path or ``s3://bucket/prefix``.
+
+        Returns:
+            (filesystem, path inside it).
+        """
+        from pyarrow import fs
+
+        if uri.startswith("s3://") and self.s3_endpoint:
+            scheme, _, endpoint = self.s3_endpoint.partition("://")
+            options: dict[str, Any] = {"endpoint_override": endpoint, "scheme": scheme or "https"}
+            if self.s3_region:
+                options["region"] = self.s3_region
+            return fs.S3FileSystem(**options), uri[len("s3://") :]
+        return fs.FileSystem.from_uri(uri)
 
     def ensure_local_dirs(self) -> None:
         """Create the embedded directories (no-op for remote URIs)."""

@@ -17,12 +17,7 @@ from elt_platform.config import PlatformConfig
 
 
 def _filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    config = PlatformConfig.from_env()
-    if uri.startswith("s3://") and config.s3_endpoint:
-        scheme, _, endpoint = config.s3_endpoint.partition("://")
-        s3 = fs.S3FileSystem(endpoint_override=endpoint, scheme=scheme or "https")
-        return s3, uri[len("s3://") :]
-    return fs.FileSystem.from_uri(uri)
+    return PlatformConfig.from_env().filesystem(uri)
 
 
 def land(body: bytes, *, source: str, key: str, extension: str = "json", base_uri: str | None = None) -> str:

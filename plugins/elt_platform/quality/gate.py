@@ -279,9 +279,7 @@ def _describe_failure(result, rows: int) -> str:
 def _store_result(config: PlatformConfig, suite: str, name: str, result: Mapping[str, Any]) -> str:
     body = json.dumps(result, default=str, indent=1)
     if not config.quality_uri.startswith("file://"):
-        from pyarrow import fs
-
-        filesystem, root = fs.FileSystem.from_uri(config.quality_uri)
+        filesystem, root = config.filesystem(config.quality_uri)
         with filesystem.open_output_stream(f"{root}/{suite}/{name}") as out:
             out.write(body.encode())
         return f"{config.quality_uri}/{suite}/{name}"

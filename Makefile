@@ -52,7 +52,7 @@ run: venv airflow-db ## the main job: every source (sandboxes) → bronze → si
 	@$(VENV)/bin/elt run --days $(DAYS) --employees $(EMPLOYEES) $(if $(START),--start $(START)) $(if $(END),--end $(END)) $(if $(SOURCES),--sources $(SOURCES)) $(if $(V),-v)
 
 .PHONY: test
-test: venv airflow-db compose-plugin odbc-driver check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end, real scheduler)
+test: venv airflow-db compose-plugin odbc-driver browser-deps check ## lint, then the whole test suite (unit, dbt, DAG integrity, compose, end-to-end, real scheduler)
 	@$(PY) -m pytest -m "not scheduler" $(PYTEST_ARGS)
 	@# The real-scheduler test starts Airflow's components and several Spark drivers: its own process,
 	@# with no Spark session of the suite still alive beside it.
@@ -66,6 +66,14 @@ check: venv ## lint gate of CI: ruff, ruff format --check, sqlfluff (dbt models)
 .PHONY: odbc-driver
 odbc-driver: ## unixODBC + psqlODBC for the iDent sandbox (apt-get as root, else says what to install)
 	@bash plugins/elt_platform/sandbox/ident/install.sh
+
+.PHONY: browser-deps
+browser-deps: ## headless Chromium + chromedriver for tests/browser (apt-get as root)
+	@bash tests/browser/install.sh
+
+.PHONY: test-browser
+test-browser: venv browser-deps ## the browser test of the Platform page in Airflow (headless Chromium)
+	@$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 .PHONY: compose-plugin
 compose-plugin: ## install the docker compose v2 plugin (built once from its Go module, then cached)
@@ -134,3 +142,11 @@ compose-check: venv ## validate docker-compose.yaml and .env.example (installs t
 .PHONY: clean
 clean: ## remove the embedded lakehouse and Airflow state (keeps the virtualenv)
 	rm -rf $(ELT_HOME)
+
+.PHONY: run-prod-local
+run-prod-local: venv odbc-driver ## the production profile without Docker: Postgres, S3Proxy, Spark standalone + Thrift, Airflow's scheduler; DAYS=1
+	@$(VENV)/bin/elt prod-local run --days $(or $(PROD_DAYS),1) $(if $(END),--end $(END))
+
+.PHONY: prod-local-up
+prod-local-up: venv odbc-driver ## start the production-local services and Airflow until Ctrl-C (Thrift JDBC on DBT_SPARK_HOST:DBT_SPARK_PORT)
+	@$(VENV)/bin/elt prod-local up

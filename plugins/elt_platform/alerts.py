@@ -1,8 +1,9 @@
 """Where platform alerts go: Airflow notifiers built from settings (log always; webhook/Slack/e-mail opt-in).
 
-Alerts are task failures that mean a person should look (the reverse-ETL error rate over 10 % in an
-hour, a breached freshness): the failing task's ``on_failure_callback`` runs every notifier of
-:func:`platform_notifiers`. Settings (``.env``):
+Alerts are events that mean a person should look. The reverse-ETL error rate over 10 % in an hour
+fails its task, whose ``on_failure_callback`` runs every notifier of :func:`platform_notifiers`; a
+source freshness breach is sent by :func:`send_alert` from the ``check_freshness`` task, once per
+breach (:mod:`elt_platform.freshness`). Settings (``.env``):
 
 * ``ELT_ALERT_WEBHOOK_URL`` — POST a JSON ``{"text": …}`` (Slack/Teams/Mattermost incoming webhooks
   accept it) through the platform's HTTP layer; the URL is a secret and never logged;
@@ -40,13 +41,25 @@ class PlatformNotifier(BaseNotifier):
     template_fields = ()
 
     def notify(self, context: Context) -> None:
-        text = _message(context)
-        log.error("%s", text)
-        for channel in _channels():
-            try:
-                channel(context, text)
-            except Exception as exc:  # an alert channel must never hide the alert itself
-                log.error("alert channel %s failed: %s", getattr(channel, "__name__", channel), exc)
+        send_alert(_message(context), context)
+
+
+def send_alert(text: str, context: Context | None = None) -> None:
+    """Log ``text`` as an alert and forward it to every configured channel.
+
+    For rules that alert without failing their task (a freshness breach is alerted once, while the
+    check keeps succeeding): the task passes its own context for the channels that template with it.
+
+    Args:
+        text: the alert, one line without personal data.
+        context: the running task's context (channels that need one get an empty context otherwise).
+    """
+    log.error("%s", text)
+    for channel in _channels():
+        try:
+            channel(context if context is not None else Context(), text)
+        except Exception as exc:  # an alert channel must never hide the alert itself
+            log.error("alert channel %s failed: %s", getattr(channel, "__name__", channel), exc)
 
 
 def _webhook(context: Context, text: str) -> None:

@@ -119,7 +119,6 @@ def _endpoint(source) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from elt_platform.local_run import DagRunFailed, quiet_terminal, run_dag
-    from elt_platform.registry import call
     from elt_platform.sandbox.launch import SandboxOptions
 
     try:
@@ -153,31 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for domain in domains:
             for key, value in domain_settings(domain).summary.items():
                 print(f"» {key:10} {value} ({domain.name})", file=out)
-        sandboxed: set[str | None] = set()  # connections a sandbox of this run serves
-        for source in sources:
-            if source.endpoint_variable and os.environ.get(source.endpoint_variable):
-                endpoint = _endpoint(source)
-            elif source.sandbox:
-                endpoint = stack.enter_context(call(source.sandbox, options))
-                sandboxed.add(source.endpoint_variable)
-            else:
-                endpoint = "no sandbox and no endpoint configured"
-            print(f"» {source.name:10} {endpoint}", file=out)
-        # Reverse ETL of the domains run: each destination's CRM, or its sandbox (whose runs need no
-        # approval: nobody is there to give it).
         destinations = [d for d in reg.destinations.values() if d.domain in {m.name for m in domains}]
-        for destination in destinations:
-            if destination.endpoint_variable in sandboxed:  # the source's sandbox is the same account
-                endpoint = f"the {destination.connection} sandbox above"
-                stack.enter_context(_auto_approved(destination.name))
-            elif destination.endpoint_variable and os.environ.get(destination.endpoint_variable):
-                endpoint = f"{destination.connection} connection (runs wait for approval when needed)"
-            elif destination.sandbox:
-                endpoint = stack.enter_context(call(destination.sandbox, options))
-                stack.enter_context(_auto_approved(destination.name))
-            else:
-                endpoint = "no sandbox and no endpoint configured"
-            print(f"» {destination.name:10} {endpoint}", file=out)
+        start_sandboxes(stack, sources, destinations, options, out)
         if not args.verbose:
             print(f"» logs       {log_path}", file=out)
         runs = [(e.dag_id, conf if e.kind == "interval" else {}) for s in sources for e in s.extracts]
@@ -197,6 +173,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     print_summary(time.monotonic() - began, sources, failed, log_path)
     return 1 if failed else 0
+
+
+def start_sandboxes(stack: ExitStack, sources, destinations, options, out) -> None:
+    """Start the sandbox of every source and destination with no endpoint configured; print where each is.
+
+    A sandbox exports its connection (``AIRFLOW_CONN_*``) into this process's environment for as long as
+    ``stack`` is open. Reverse ETL to a sandbox needs no approval: nobody is there to give it.
+
+    Args:
+        stack: closes the sandboxes.
+        sources / destinations: the registry entries of the run.
+        options: the sandboxes' scale and seed.
+        out: where the progress lines go.
+    """
+    from elt_platform.registry import call
+
+    sandboxed: set[str | None] = set()  # connections a sandbox of this run serves
+    for source in sources:
+        if source.endpoint_variable and os.environ.get(source.endpoint_variable):
+            endpoint = _endpoint(source)
+        elif source.sandbox:
+            endpoint = stack.enter_context(call(source.sandbox, options))
+            sandboxed.add(source.endpoint_variable)
+        else:
+            endpoint = "no sandbox and no endpoint configured"
+        print(f"» {source.name:10} {endpoint}", file=out)
+    for destination in destinations:
+        if destination.endpoint_variable in sandboxed:  # the source's sandbox is the same account
+            endpoint = f"the {destination.connection} sandbox above"
+            stack.enter_context(_auto_approved(destination.name))
+        elif destination.endpoint_variable and os.environ.get(destination.endpoint_variable):
+            endpoint = f"{destination.connection} connection (runs wait for approval when needed)"
+        elif destination.sandbox:
+            endpoint = stack.enter_context(call(destination.sandbox, options))
+            stack.enter_context(_auto_approved(destination.name))
+        else:
+            endpoint = "no sandbox and no endpoint configured"
+        print(f"» {destination.name:10} {endpoint}", file=out)
 
 
 @contextmanager
@@ -361,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_state(sub)
     register_reverse_etl(sub)
     register_airflow(sub)
+    from elt_platform.services.run import register as register_prod_local
+
+    register_prod_local(sub)
     return parser
 
 

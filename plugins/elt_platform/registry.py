@@ -319,6 +319,18 @@ class Registry:
                 names += [*domain.silver_tables, *domain.gold_tables, *domain.outbound_tables]
         return list(dict.fromkeys(names))
 
+    def rejected_tables(self, source: str) -> list[str]:
+        """The tables holding records a layer refused for ``source``, bronze first.
+
+        By convention such a table is one of the source's own (``<layer>.<source>_…``) whose name ends
+        in ``_quarantine`` or ``_rejected``, with a ``reason`` column reading ``<code>: <detail>``.
+        """
+        return [
+            t
+            for t in self.tables(source)
+            if t.partition(".")[2].startswith(f"{source}_") and t.endswith(("_quarantine", "_rejected"))
+        ]
+
 
 def call(dotted: str, *args: Any, **kwargs: Any) -> Any:
     """Call a callable declarations name as ``module:function`` (imported only now, on a worker)."""

@@ -180,3 +180,18 @@ reverse_etl_runs = Table(
     Column("summary", Text),
     _updated_at(),
 )
+
+ALERT_RULE_LENGTH = 60
+
+# Breaches of an alert rule that are open now (a stale source, a destination's error rate): the row
+# exists from the first failed check until the next passing one, so each breach is alerted once.
+alert_breaches = Table(
+    "alert_breaches",
+    metadata,
+    Column("rule", String(ALERT_RULE_LENGTH), primary_key=True),
+    Column("subject", String(ACCOUNT_LENGTH), primary_key=True),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("detail", Text),
+    Column("alerted_at", UTCDateTime),
+    _updated_at(),
+)

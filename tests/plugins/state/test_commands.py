@@ -45,7 +45,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
 )
 def test_commands_on_an_empty_store(cli_store: StateStore, capsys, argv, expected) -> None:
     if expected is None:
-        expected = [f"state store {cli_store.display_url} at revision 0002 (head 0002)"]
+        expected = [f"state store {cli_store.display_url} at revision 0003 (head 0003)"]
     assert run(argv, capsys) == expected
 
 

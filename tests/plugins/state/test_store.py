@@ -28,8 +28,9 @@ STATE_TABLES = {
     "reverse_etl_records",
     "reverse_etl_plan",
     "reverse_etl_runs",
+    "alert_breaches",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 def test_first_open_creates_every_table_at_head(state_url: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from elt_platform.sandbox.ident.driver import DRIVER
 from elt_platform.services.postgres import (
+    POSTGRES_BINARIES,
     ClusterError,
     PostgresServer,
     free_port,
@@ -23,7 +24,7 @@ from elt_platform.services.postgres import (
 )
 
 SUPERUSER = "postgres"
-__all__ = ["ClusterError", "Database", "PostgresCluster", "free_port", "postgres_bindir"]
+__all__ = ["POSTGRES_BINARIES", "ClusterError", "Database", "PostgresCluster", "free_port", "postgres_bindir"]
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,14 @@ def _utc(local: datetime) -> datetime:
     return local.replace(tzinfo=ZONE).astimezone(UTC)
 
 
-def _expected(dataset) -> dict:
+def expected_layers(dataset, start: date = START, end: date = END, hash_key: str = HASH_KEY) -> dict:
+    """Every layer's expected content for the days ``[start, end)`` of ``dataset``, by the rules above.
+
+    Also the production-profile test's model (tests/integration/test_prod_profile.py).
+    """
     bronze, rejected = [], Counter()
-    day = START
-    while day < END:
+    day = start
+    while day < end:
         for key, records in dataset.day(day).items():
             for record in records:
                 problem = _bronze_problem(key, record)
@@ -114,7 +118,7 @@ def _expected(dataset) -> dict:
         double_entries += any(a == b == "entry" for a, b in zip(kinds, kinds[1:], strict=False))
         seconds, unpaired = _hours(events)
         hours = (Decimal(seconds) / Decimal(3600)).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        masked = hashlib.sha256(f"{HASH_KEY}:{iin}".encode()).hexdigest()
+        masked = hashlib.sha256(f"{hash_key}:{iin}".encode()).hexdigest()
         entries = [t for t, e in events if e == "entry"]
         exits = [t for t, e in events if e == "exit"]
         first_entry, last_exit = min(entries, default=None), max(exits, default=None)
@@ -191,7 +195,7 @@ def pipeline():
 
 @pytest.fixture(scope="module")
 def expected(pipeline):
-    return _expected(pipeline["dataset"])
+    return expected_layers(pipeline["dataset"])
 
 
 @pytest.mark.parametrize(

@@ -211,8 +211,23 @@ def drive(first: date, last: date, *, logs: Path, timeout: float, out: TextIO) -
 
 def run(args: argparse.Namespace) -> int:
     """``elt prod-local run``: services, sandboxes, Airflow; drive the DAGs; summary; stop everything."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("✘ interrupted: every service started was stopped", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     env_file = load_profile_env(args.env_file)
-    from elt_platform.airflow_local import AirflowStack, Profile, ensure_admin_password, ensure_pools, migrate
+    from elt_platform.airflow_local import (
+        AirflowStack,
+        Profile,
+        _sigterm_as_interrupt,
+        ensure_admin_password,
+        ensure_pools,
+        migrate,
+    )
     from elt_platform.cli import print_summary, start_sandboxes
     from elt_platform.registry import registry
     from elt_platform.sandbox.launch import SandboxOptions
@@ -235,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     reg = registry()
     failed: list[str] = []
-    with ExitStack() as stack:
+    with _sigterm_as_interrupt(), ExitStack() as stack:
         services = ServiceStack(settings, out=out)
         try:
             services.start()
@@ -290,7 +305,14 @@ def run(args: argparse.Namespace) -> int:
 def up(args: argparse.Namespace) -> int:
     """``elt prod-local up``: services + sandboxes + Airflow until Ctrl-C."""
     load_profile_env(args.env_file)
-    from elt_platform.airflow_local import Profile, ensure_admin_password, ensure_pools, migrate, serve
+    from elt_platform.airflow_local import (
+        Profile,
+        _sigterm_as_interrupt,
+        ensure_admin_password,
+        ensure_pools,
+        migrate,
+        serve,
+    )
     from elt_platform.services.settings import ProdLocalSettings, SettingsError
     from elt_platform.services.stack import ServiceStack
 
@@ -299,7 +321,7 @@ def up(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"✘ {exc}", file=sys.stderr)
         return 2
-    with ServiceStack(settings):
+    with _sigterm_as_interrupt(), ServiceStack(settings):
         print(
             f"» Thrift JDBC: jdbc:hive2://{settings.thrift.host}:{settings.thrift.port}/default", flush=True
         )

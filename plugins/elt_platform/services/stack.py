@@ -120,6 +120,10 @@ def thrift_properties(env: Mapping[str, str], settings: ProdLocalSettings) -> st
             "spark.executor.memory": "1g",
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(settings.directory / "thrift" / "spark-warehouse"),
+            # One SparkSession for every JDBC/ODBC session: each session of its own would mount its own
+            # catalog, i.e. its own JDBC connection pool to the catalog database, never closed — a dbt
+            # build opens dozens (Postgres then refuses clients: "too many clients already").
+            "spark.sql.hive.thriftServer.singleSession": "true",
             # hive.server2.* are read from the Hadoop configuration of the session.
             "spark.hadoop.hive.server2.thrift.bind.host": settings.thrift.host,
             "spark.hadoop.hive.server2.thrift.port": str(settings.thrift.port),

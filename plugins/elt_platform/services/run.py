@@ -77,7 +77,21 @@ def _beeline(host: str, port: int, query: str, env: Mapping[str, str]) -> subpro
     )
 
 
-def _dag_states(dag_ids: Iterable[str], since: datetime) -> dict[str, list[str]]:
+def _latest_run_id() -> int:
+    """The highest ``dag_run.id`` so far: runs created later are the ones a phase waits for.
+
+    (A scheduled run created on unpause has a ``run_after`` in the past — its interval's end — so time
+    cannot tell it from an older run; the sequence can.)
+    """
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import func, select
+
+    from elt_platform.airflow_local import _in_session
+
+    return _in_session(lambda session: session.scalar(select(func.max(DagRun.id))) or 0)
+
+
+def _dag_states(dag_ids: Iterable[str], after_id: int) -> dict[str, list[str]]:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
@@ -87,7 +101,9 @@ def _dag_states(dag_ids: Iterable[str], since: datetime) -> dict[str, list[str]]
 
     def read(session) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {d: [] for d in ids}
-        rows = session.scalars(select(DagRun).where(DagRun.dag_id.in_(ids), DagRun.run_after >= since))
+        rows = session.scalars(
+            select(DagRun).where(DagRun.dag_id.in_(ids), DagRun.id > after_id).order_by(DagRun.id)
+        )
         for run in rows:
             out[run.dag_id].append(_state(run.state))
         return out
@@ -124,14 +140,14 @@ def _one_run_each(
     """
     from elt_platform.state import TransformLedger, open_state_store
 
-    since = datetime.now(UTC) - timedelta(seconds=1)
+    after_id = _latest_run_id()
     _set_paused(dag_ids, False)
     ledgers = [TransformLedger(open_state_store(), d) for d in pending_domains]
     seen: dict[str, list[str]] = {}
     deadline = time.monotonic() + timeout
     try:
         while True:
-            states = _dag_states(dag_ids, since)
+            states = _dag_states(dag_ids, after_id)
             for dag_id, runs in states.items():
                 if seen.get(dag_id) != runs:
                     print(f"  {dag_id:28} {', '.join(runs) or 'no run yet'}", file=out, flush=True)

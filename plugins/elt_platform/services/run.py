@@ -130,17 +130,33 @@ def _wait_parsed(dag_ids: Iterable[str], timeout: float) -> None:
         time.sleep(2)
 
 
+def _trigger(dag_id: str) -> None:
+    """``airflow dags trigger`` (a manual run; it starts once the DAG is unpaused)."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    result = subprocess.run(
+        [airflow, "dags", "trigger", dag_id], capture_output=True, text=True, timeout=300, check=False
+    )
+    if result.returncode:
+        raise RuntimeError(f"airflow dags trigger {dag_id} failed: {result.stderr.strip()[-500:]}")
+
+
 def _one_run_each(
-    dag_ids: list[str], *, pending_domains: Iterable[str], timeout: float, out: TextIO
+    trigger: list[str], wake: list[str], *, pending_domains: Iterable[str], timeout: float, out: TextIO
 ) -> list[str]:
-    """Unpause ``dag_ids`` until each has a finished run (and the domains' ledgers are empty); pause again.
+    """Trigger ``trigger`` and unpause it with ``wake`` (asset-scheduled DAGs they feed) until every run
+    created since has finished and the domains' ledgers are empty; pause them again.
+
+    A DAG unpaused for the first time also gets its latest scheduled run: both are waited for.
 
     Returns:
-        The DAG ids whose runs did not all succeed.
+        The DAG ids with a run that did not succeed.
     """
     from elt_platform.state import TransformLedger, open_state_store
 
+    dag_ids = trigger + wake
     after_id = _latest_run_id()
+    for dag_id in trigger:
+        _trigger(dag_id)
     _set_paused(dag_ids, False)
     ledgers = [TransformLedger(open_state_store(), d) for d in pending_domains]
     seen: dict[str, list[str]] = {}
@@ -152,8 +168,8 @@ def _one_run_each(
                 if seen.get(dag_id) != runs:
                     print(f"  {dag_id:28} {', '.join(runs) or 'no run yet'}", file=out, flush=True)
             seen = states
-            settled = all(runs and all(s in FINISHED for s in runs) for runs in states.values())
-            if settled and sum(len(ledger.pending()) for ledger in ledgers) == 0:
+            settled = all(s in FINISHED for runs in states.values() for s in runs)
+            if settled and all(states[d] for d in trigger) and not sum(len(x.pending()) for x in ledgers):
                 return [d for d, runs in states.items() if any(s != "success" for s in runs)]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"runs not finished after {timeout:.0f}s: {states}")
@@ -177,6 +193,9 @@ def _backfills(
             str(last),
             "--max-active-runs",
             "1",
+            # A rerun of the same window runs its days again (each task is idempotent for its interval).
+            "--reprocess",
+            "completed",
             "--timeout",
             str(int(timeout)),
         ]
@@ -215,14 +234,36 @@ def drive(first: date, last: date, *, logs: Path, timeout: float, out: TextIO) -
     print(f"» sources through the scheduler: {', '.join(intervals + packages)}", file=out, flush=True)
     failed = _backfills(intervals, first, last, logs, timeout, out)
     failed += _one_run_each(
-        packages + [d.dag_id for d in package_domains],
+        packages,
+        [d.dag_id for d in package_domains],
         pending_domains=[d.name for d in package_domains],
         timeout=timeout,
         out=out,
     )
     print(f"» reverse ETL through the scheduler: {', '.join(destinations)}", file=out, flush=True)
-    failed += _one_run_each(destinations, pending_domains=(), timeout=timeout, out=out)
+    failed += _one_run_each(destinations, [], pending_domains=(), timeout=timeout, out=out)
     return failed
+
+
+def prepare_airflow(settings, logs: Path):
+    """Airflow's profile on the Postgres metadata DB: admin password file, ``db migrate``, pools.
+
+    Returns:
+        (the :class:`elt_platform.airflow_local.Profile`, the components' environment).
+    """
+    from elt_platform.airflow_local import Profile, ensure_admin_password, ensure_pools, migrate
+
+    profile = Profile.from_env(
+        os.environ,
+        airflow_home=Path(os.environ["AIRFLOW_HOME"]),
+        host=settings.airflow.host,
+        port=settings.airflow.port,
+    )
+    env = profile.env()
+    ensure_admin_password(profile.passwords_file)
+    migrate(env, logs / "airflow-migrate.log")
+    ensure_pools(env, logs / "airflow-pools.log")
+    return profile, env
 
 
 def run(args: argparse.Namespace) -> int:
@@ -236,14 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     env_file = load_profile_env(args.env_file)
-    from elt_platform.airflow_local import (
-        AirflowStack,
-        Profile,
-        _sigterm_as_interrupt,
-        ensure_admin_password,
-        ensure_pools,
-        migrate,
-    )
+    from elt_platform.airflow_local import AirflowStack, _sigterm_as_interrupt
     from elt_platform.cli import print_summary, start_sandboxes
     from elt_platform.registry import registry
     from elt_platform.sandbox.launch import SandboxOptions
@@ -281,17 +315,8 @@ def _run(args: argparse.Namespace) -> int:
             SandboxOptions(employees=args.employees),
             out,
         )
-        profile = Profile.from_env(
-            os.environ,
-            airflow_home=Path(os.environ["AIRFLOW_HOME"]),
-            host=settings.airflow.host,
-            port=settings.airflow.port,
-        )
-        env = profile.env()
+        profile, env = prepare_airflow(settings, logs)
         os.environ.update(env)  # this process reads the same metadata DB (backfills, run states)
-        ensure_admin_password(profile.passwords_file)
-        migrate(env, logs / "airflow-migrate.log")
-        ensure_pools(env, logs / "airflow-pools.log")
         airflow = stack.enter_context(AirflowStack(profile, env, out=out))
         airflow.wait_ready()
         print(
@@ -321,14 +346,7 @@ def _run(args: argparse.Namespace) -> int:
 def up(args: argparse.Namespace) -> int:
     """``elt prod-local up``: services + sandboxes + Airflow until Ctrl-C."""
     load_profile_env(args.env_file)
-    from elt_platform.airflow_local import (
-        Profile,
-        _sigterm_as_interrupt,
-        ensure_admin_password,
-        ensure_pools,
-        migrate,
-        serve,
-    )
+    from elt_platform.airflow_local import _sigterm_as_interrupt, serve
     from elt_platform.services.settings import ProdLocalSettings, SettingsError
     from elt_platform.services.stack import ServiceStack
 
@@ -341,17 +359,7 @@ def up(args: argparse.Namespace) -> int:
         print(
             f"» Thrift JDBC: jdbc:hive2://{settings.thrift.host}:{settings.thrift.port}/default", flush=True
         )
-        profile = Profile.from_env(
-            os.environ,
-            airflow_home=Path(os.environ["AIRFLOW_HOME"]),
-            host=settings.airflow.host,
-            port=settings.airflow.port,
-        )
-        env = profile.env()
-        logs = settings.home / "logs"
-        ensure_admin_password(profile.passwords_file)
-        migrate(env, logs / "airflow-migrate.log")
-        ensure_pools(env, logs / "airflow-pools.log")
+        profile, _env = prepare_airflow(settings, settings.home / "logs")
         return serve(profile)
 
 

@@ -1,9 +1,12 @@
 """Where platform alerts go: Airflow notifiers built from settings (log always; webhook/Slack/e-mail opt-in).
 
-Alerts are events that mean a person should look. The reverse-ETL error rate over 10 % in an hour
-fails its task, whose ``on_failure_callback`` runs every notifier of :func:`platform_notifiers`; a
-source freshness breach is sent by :func:`send_alert` from the ``check_freshness`` task, once per
-breach (:mod:`elt_platform.freshness`). Settings (``.env``):
+Alerts are events that mean a person should look, each at most once per breach
+(:mod:`elt_platform.state.breaches`): the reverse-ETL error rate over 10 % in an hour
+(:func:`elt_platform.reverse_etl.runs.check_error_rate`, which also fails its task while the breach
+lasts) and a stale source (:mod:`elt_platform.freshness`) are sent by :func:`send_alert` from the
+checking task when the breach opens. The ``on_failure_callback`` of :func:`platform_notifiers` alerts
+any other failure of an alert task (the check itself broke) and skips
+:class:`~elt_platform.state.breaches.OpenBreach`, already alerted. Settings (``.env``):
 
 * ``ELT_ALERT_WEBHOOK_URL`` — POST a JSON ``{"text": …}`` (Slack/Teams/Mattermost incoming webhooks
   accept it) through the platform's HTTP layer; the URL is a secret and never logged;
@@ -41,14 +44,21 @@ class PlatformNotifier(BaseNotifier):
     template_fields = ()
 
     def notify(self, context: Context) -> None:
+        from elt_platform.state.breaches import OpenBreach
+
+        exception = context.get("exception")
+        if isinstance(exception, OpenBreach):
+            # Alerted by the check when the breach opened; every later failing run would repeat it.
+            log.info("not alerted again (alerted when the breach opened): %s", exception)
+            return
         send_alert(_message(context), context)
 
 
 def send_alert(text: str, context: Context | None = None) -> None:
     """Log ``text`` as an alert and forward it to every configured channel.
 
-    For rules that alert without failing their task (a freshness breach is alerted once, while the
-    check keeps succeeding): the task passes its own context for the channels that template with it.
+    For rules alerted once per breach by their check (the task passes its own context for the
+    channels that template with it).
 
     Args:
         text: the alert, one line without personal data.
@@ -103,5 +113,8 @@ def _channels() -> list[Any]:
 
 
 def platform_notifiers() -> list[BaseNotifier]:
-    """The notifiers a failing alert task calls (one: it fans out to the configured channels)."""
+    """The notifiers a failing alert task calls (one: it fans out to the configured channels).
+
+    A failure raising :class:`~elt_platform.state.breaches.OpenBreach` is not alerted again.
+    """
     return [PlatformNotifier()]

@@ -6,7 +6,7 @@
 * ``build_reverse_etl_dag(destination)`` — ``plan`` (match rows in the CRM, store the plan) → ``route``
   → ``approve`` (Airflow's human-in-the-loop ``ApprovalOperator``, only when the plan crosses the
   destination's thresholds) → ``execute`` → ``report`` → ``alert`` (error rate over 10 % in the last
-  hour fails it, through the platform's notifiers); a ``dry_run`` param stops after the plan.
+  hour fails it on every run and notifies once per breach); a ``dry_run`` param stops after the plan.
 * ``build_transform_dag(domain)`` — ``claim_pending`` (the ledger's pending slices) → ``dbt_build_silver``
   → ``quality_gate_silver`` → ``dbt_build_gold`` → ``mark_done``; scheduled on its sources' trigger
   assets *or* a sweep cron, so work whose event was coalesced or missed is still built.
@@ -294,15 +294,18 @@ def build_reverse_etl_dag(destination: Destination) -> DAG:
         @task(
             task_id="alert",
             trigger_rule="all_done",
-            # The notifiers fire once the task has failed for good: one quick retry, not two slow ones.
+            # The check alerts a breach once, when it opens; these notifiers cover the check itself
+            # failing (they skip the breach's own failure). One quick retry, not two slow ones.
             retries=1,
             retry_delay=timedelta(seconds=10),
             on_failure_callback=platform_notifiers(),
         )
         def alert(_report: dict) -> dict:
+            from elt_platform.alerts import send_alert
             from elt_platform.reverse_etl.runs import check_error_rate
 
-            return check_error_rate(destination.name)
+            context = get_current_context()
+            return check_error_rate(destination.name, lambda text: send_alert(text, context))
 
         # TaskFlow: an upstream call's XComArg stands for its return value; Airflow types the value.
         summary = plan()

@@ -8,7 +8,9 @@ import logging
 import pytest
 from tests.plugins.http.scripted_server import Reply, ScriptedServer
 
+from elt_platform import alerts
 from elt_platform.alerts import PlatformNotifier
+from elt_platform.reverse_etl.runs import ErrorRateExceeded
 
 SECRET = "T000/B000/XXXXsecretXXXX"
 
@@ -53,3 +55,18 @@ def test_an_unavailable_provider_is_reported_not_raised(monkeypatch, caplog, var
     with caplog.at_level(logging.INFO):
         PlatformNotifier().notify(_context("boom"))
     assert "ALERT reverse_etl_bitrix24.alert" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("exception", "sent"),
+    [
+        # The check alerted this breach when it opened; failing again on every run must not repeat it.
+        (ErrorRateExceeded("Bitrix24: 3 of 20 operations failed in the last hour"), 0),
+        (RuntimeError("state store unreachable"), 1),
+    ],
+)
+def test_the_failure_notifier_leaves_open_breaches_to_their_check(monkeypatch, exception, sent):
+    texts: list[str] = []
+    monkeypatch.setattr(alerts, "_channels", lambda: [lambda context, text: texts.append(text)])
+    PlatformNotifier().notify({"ti": _TI(), "run_id": _TI.run_id, "exception": exception})
+    assert len(texts) == sent

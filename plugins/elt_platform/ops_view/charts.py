@@ -32,6 +32,11 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
+def _axis(value: float) -> str:
+    """An axis label: whole numbers from 100 up (it must fit the margin)."""
+    return f"{value:,.0f}" if value >= 100 else _number(value)
+
+
 def _scale_max(values: Sequence[float]) -> float:
     top = max([v for v in values if v > 0], default=1.0)
     return float(top)
@@ -76,7 +81,7 @@ def bars_with_line(
     """
     if not points:
         return empty(f"{title}: no data in this range", width)
-    left, right, top, bottom = 44, 44, 24, 36
+    left, right, top, bottom = 52, 52, 24, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     bar_max = _scale_max([p[1] for p in points])
     line_max = _scale_max([p[2] for p in points])
@@ -86,9 +91,11 @@ def bars_with_line(
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
         _legend([bar, line], left, 14),
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>',
-        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{_number(bar_max)}</text>',
-        f'<text x="{left + plot_w + 4}" y="{top + 4}" {FONT}>{_number(line_max)}</text>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {FONT}>{_axis(bar_max)}</text>',
+        f'<text x="{left + plot_w + 4}" y="{top + 4}" {FONT}>{_axis(line_max)}</text>',
     ]
+    # A few days must not turn into slabs: columns at most 48 px wide, centred on their day.
+    bar_w = min(step * 0.7, 48.0)
     path = []
     label_every = max(1, len(points) // 10)
     for n, (label, bar_value, line_value) in enumerate(points):
@@ -96,8 +103,8 @@ def bars_with_line(
         h = plot_h * bar_value / bar_max
         parts.append(
             f'<rect class="bar" data-series="{escape(bar)}" data-label="{escape(label)}" '
-            f'data-value="{bar_value:g}" x="{x + step * 0.15:.1f}" y="{top + plot_h - h:.1f}" '
-            f'width="{step * 0.7:.1f}" height="{h:.1f}" fill="{COLOURS.get(bar, OTHER)}">'
+            f'data-value="{bar_value:g}" x="{x + (step - bar_w) / 2:.1f}" y="{top + plot_h - h:.1f}" '
+            f'width="{bar_w:.1f}" height="{h:.1f}" fill="{COLOURS.get(bar, OTHER)}">'
             f"<title>{escape(label)}: {_number(bar_value)} {escape(bar)}</title></rect>"
         )
         cy = top + plot_h - plot_h * line_value / line_max

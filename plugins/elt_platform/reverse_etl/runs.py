@@ -8,7 +8,8 @@
   outcomes after — so a run killed anywhere and rerun creates nothing twice and loses nothing.
 * :func:`report_run` closes the run with its counts, logs them and exports the ``ops.reverse_etl_*``
   tables analysts read.
-* :func:`check_error_rate` is the alert rule: more than 10 % failed operations in the last hour.
+* :func:`check_error_rate` is the alert rule: more than 10 % failed operations in the last hour
+  fails the check on every run and alerts once per breach (:mod:`elt_platform.state.breaches`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from elt_platform.registry import Destination, call, registry
@@ -35,6 +37,7 @@ from elt_platform.reverse_etl.plan import (
     select_candidates,
 )
 from elt_platform.state import outbox
+from elt_platform.state.breaches import OpenBreach, mark_alerted, observe
 from elt_platform.state.store import StateStore, open_state_store, utcnow
 
 log = logging.getLogger(__name__)
@@ -46,9 +49,11 @@ AUTO_APPROVE_VARIABLE = "ELT_REVERSE_ETL_AUTO_APPROVE"
 #: The alert threshold of the spec: failed operations over 10 % of the last hour's.
 ERROR_RATE_THRESHOLD = 0.10
 ERROR_RATE_WINDOW = timedelta(hours=1)
+#: The alert rule's name in the breach table (subject: the destination).
+ERROR_RATE_RULE = "reverse_etl_error_rate"
 
 
-class ErrorRateExceeded(RuntimeError):
+class ErrorRateExceeded(OpenBreach):
     """More than the allowed share of a destination's operations failed in the window."""
 
 
@@ -285,20 +290,54 @@ def report_run(
 REPORT_COUNTS = ("created", "updated", "unchanged", "protected", "review", "invalid", "failed", "dead")
 
 
-def check_error_rate(name: str, *, store: StateStore | None = None) -> dict[str, Any]:
-    """The alert rule: failed / executed operations of the last hour.
+def check_error_rate(
+    name: str,
+    alert: Callable[[str], None],
+    *,
+    store: StateStore | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The alert rule: failed / executed operations of the last hour, alerted once per breach.
+
+    The check fails on every run while the share is over :data:`ERROR_RATE_THRESHOLD` (the DAG run
+    shows red), but ``alert`` is called only when the breach opens; the first check at or under the
+    threshold closes it, so the next breach alerts again.
+
+    Args:
+        name: the destination.
+        alert: sends one alert text (the DAG task passes the platform notifiers).
+        store: the state store (default: the configured one).
+        now: the check's time (default: now).
+
+    Returns:
+        ``destination``, ``failed``, ``executed``, ``rate`` and ``breach`` (the breach's transition:
+        ``ok`` or ``recovered``).
 
     Raises:
         ErrorRateExceeded: the share is above :data:`ERROR_RATE_THRESHOLD`.
     """
     store = store or open_state_store()
-    failed, executed = outbox.error_rate(store, name, window=ERROR_RATE_WINDOW)
+    now = now or utcnow()
+    failed, executed = outbox.error_rate(store, name, window=ERROR_RATE_WINDOW, now=now)
     rate = failed / executed if executed else 0.0
-    result = {"destination": name, "failed": failed, "executed": executed, "rate": round(rate, 4)}
-    if rate > ERROR_RATE_THRESHOLD:
-        raise ErrorRateExceeded(
-            f"{_destination(name).title}: {failed} of {executed} operations failed in the last hour "
-            f"({rate:.0%} > {ERROR_RATE_THRESHOLD:.0%}); see ops.reverse_etl_plans and "
-            "`elt reverse-etl status`"
-        )
-    return result
+    detail = (
+        f"{_destination(name).title}: {failed} of {executed} operations failed in the last hour "
+        f"({rate:.0%}, threshold {ERROR_RATE_THRESHOLD:.0%})"
+    )
+    breached = rate > ERROR_RATE_THRESHOLD
+    check = observe(store, ERROR_RATE_RULE, name, breached=breached, detail=detail, now=now)
+    if check.needs_alert:
+        alert(f"reverse ETL {detail}; see ops.reverse_etl_plans and `elt reverse-etl status`")
+        mark_alerted(store, ERROR_RATE_RULE, name, now=now)
+    elif check.state == "recovered":
+        log.info("error rate recovered: %s", detail)
+    if breached:
+        opened = f"{check.opened_at:%Y-%m-%d %H:%M} UTC" if check.opened_at else "now"
+        raise ErrorRateExceeded(f"{detail}; breach open since {opened}, alerted when it opened")
+    return {
+        "destination": name,
+        "failed": failed,
+        "executed": executed,
+        "rate": round(rate, 4),
+        "breach": check.state,
+    }

@@ -7,6 +7,9 @@ passing verdict deletes the row (``recovered``), so the next failure is a new br
 
 If the process dies between the alert and :func:`mark_alerted`, the next check alerts again: a
 duplicate is preferred to a breach nobody heard of.
+
+A rule may also fail its task while the breach is open (the reverse-ETL error rate does): it raises
+:class:`OpenBreach`, which the task's failure notifiers skip — the alert went out when the breach opened.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ from elt_platform.state.schema import alert_breaches
 from elt_platform.state.store import StateStore, utcnow
 
 BreachState = Literal["opened", "unalerted", "ongoing", "recovered", "ok"]
+
+
+class OpenBreach(RuntimeError):
+    """A check fails its task because its rule is breached; the breach was alerted when it opened.
+
+    Failure notifiers (:class:`elt_platform.alerts.PlatformNotifier`) do not alert it again, so a
+    check failing on every run of a long breach alerts once.
+    """
 
 
 @dataclass(frozen=True)

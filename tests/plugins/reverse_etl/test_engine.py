@@ -16,6 +16,8 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import update
 
+from elt_platform import alerts
+from elt_platform.alerts import PlatformNotifier, send_alert
 from elt_platform.registry import ApprovalPolicy, Destination
 from elt_platform.reverse_etl import runs
 from elt_platform.reverse_etl.plan import (
@@ -312,4 +314,51 @@ def test_error_rate_over_ten_percent_raises(env):
     crm.failing = {"F1_0", "F1_1"}
     run("r1")
     with pytest.raises(runs.ErrorRateExceeded, match="2 of 10 operations failed"):
-        runs.check_error_rate("test", store=store)
+        runs.check_error_rate("test", lambda text: None, store=store)
+
+
+class _Recorder:
+    """An alert channel that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, context, text: str) -> None:
+        self.texts.append(text)
+
+
+def _alert_task(store) -> None:
+    """The DAG's ``alert`` task: the check with the platform's alerts, its failure callback after it."""
+    try:
+        runs.check_error_rate("test", send_alert, store=store)
+    except Exception as exc:
+        PlatformNotifier().notify({"run_id": "r", "exception": exc})
+
+
+def test_an_error_rate_breach_notifies_once_and_again_after_recovery(env, monkeypatch):
+    crm, store, publish, run = env
+    recorder = _Recorder()
+    monkeypatch.setattr(alerts, "_channels", lambda: [recorder])
+    publish([_row(n) for n in range(10)])
+    crm.failing = {"F1_0", "F1_1"}
+    run("r1")  # 2 of 10 failed: 20 %
+    for _ in range(3):
+        with pytest.raises(runs.ErrorRateExceeded):
+            runs.check_error_rate("test", send_alert, store=store)
+        _alert_task(store)
+    assert len(recorder.texts) == 1
+    assert recorder.texts[0].startswith("reverse ETL Test CRM: 2 of 10 operations failed in the last hour")
+
+    crm.failing = set()
+    publish([_row(n) for n in range(40)])
+    run("r2")  # 30 more sent (the 2 failed wait for their backoff): 2 of 40, 5 %
+    assert runs.check_error_rate("test", send_alert, store=store)["breach"] == "recovered"
+    assert len(recorder.texts) == 1
+
+    crm.failing = {f"F1_{n}" for n in range(40, 50)}
+    publish([_row(n) for n in range(50)])
+    run("r3")  # 10 more failed: 12 of 50, 24 %
+    _alert_task(store)
+    _alert_task(store)
+    assert len(recorder.texts) == 2
+    assert recorder.texts[1].startswith("reverse ETL Test CRM: 12 of 50 operations failed")

@@ -230,7 +230,9 @@ def _auto_approved(destination: str) -> Iterator[None]:
             os.environ[AUTO_APPROVE_VARIABLE] = before
 
 
-def print_summary(seconds: float, sources, failed: list[str], log_path) -> None:
+def print_summary(
+    seconds: float, sources, failed: list[str], log_path, hints: list[str] | None = None
+) -> None:
     config = PlatformConfig.from_env()
     reg = registry()
     counts = table_counts([t for s in sources for t in reg.tables(s.name)])
@@ -252,12 +254,15 @@ def print_summary(seconds: float, sources, failed: list[str], log_path) -> None:
             line = ", ".join(f"{status} {n:,}" for status, n in sorted(sizes.get(name, {}).items()))
             print(f"  {name:8} {line or 'nothing sent'}")
     print(f"\n  warehouse:       {config.warehouse}")
-    print(f"  catalog:         {config.catalog_uri}")
+    print(f"  catalog:         {config.display_catalog_uri}")
     print(f"  raw responses:   {config.landing_uri}")
     print(f"  quality results: {config.quality_uri}  (Data Docs: {config.home / 'gx'})")
     print(f"  full log:        {log_path}")
-    print("  query gold:      elt sql -e 'select * from gold.alaqan_monthly_summary limit 10'  (or make sql)")
-    print("  Airflow UI:      make airflow  → http://127.0.0.1:8080")
+    for line in hints or [
+        "query gold:      elt sql -e 'select * from gold.alaqan_monthly_summary limit 10'  (or make sql)",
+        "Airflow UI:      make airflow  → http://127.0.0.1:8080",
+    ]:
+        print(f"  {line}")
 
 
 def cmd_counts(args: argparse.Namespace) -> int:

@@ -50,6 +50,17 @@ class PlatformConfig:
             s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
 
+    @property
+    def display_catalog_uri(self) -> str:
+        """The catalog URI for terminals and logs: a server catalog's password is masked (``***``)."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.catalog_uri)
+        if not parts.password:
+            return self.catalog_uri
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
     def pyiceberg_properties(self) -> dict[str, str]:
         """Properties for ``pyiceberg.catalog.load_catalog`` naming the same catalog Spark mounts."""
         uri = self.catalog_uri

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from elt_platform.cli import main
 from elt_platform.config import PlatformConfig, load_env_file
 
@@ -38,3 +40,18 @@ def test_the_cli_reads_the_env_file_named_by_elt_env_file(tmp_path, monkeypatch,
     assert PlatformConfig.from_env().home == home.resolve()
     assert (home / "catalog.db").exists()
     monkeypatch.delenv("ELT_HOME")
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        (
+            "postgresql+psycopg://airflow:s3cr3t@127.0.0.1:5432/cat",
+            "postgresql+psycopg://airflow:***@127.0.0.1:5432/cat",
+        ),
+        ("sqlite:////tmp/catalog.db", "sqlite:////tmp/catalog.db"),
+        ("http://iceberg-rest:8181", "http://iceberg-rest:8181"),
+    ],
+)
+def test_the_catalog_uri_is_shown_without_its_password(uri: str, shown: str) -> None:
+    assert PlatformConfig.from_env({"ELT_ICEBERG_CATALOG_URI": uri}).display_catalog_uri == shown

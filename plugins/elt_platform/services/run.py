@@ -327,7 +327,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         failed = drive(first, last, logs=logs, timeout=args.timeout, out=out)
         sources = list(reg.sources.values())
-        print_summary(time.monotonic() - began, sources, failed, logs)
+        thrift = f"jdbc:hive2://{settings.thrift.host}:{settings.thrift.port}/default"
+        hints = [
+            f"query gold:      beeline -u {thrift} (any JDBC/ODBC BI tool), while `make prod-local-up` runs",
+            f"Airflow UI:      make prod-local-up  → {profile.base_url}",
+        ]
+        print_summary(time.monotonic() - began, sources, failed, logs, hints)
         print(f"\n  {'service':13} {'address':22} {'start':>7} {'memory':>9}")
         for name, address, seconds, rss in services.report():
             print(f"  {name:13} {address:22} {seconds:6.1f}s {rss:7.0f} MB")

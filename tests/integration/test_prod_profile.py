@@ -16,8 +16,10 @@ scheduler's process, after the other integration tests.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -55,12 +57,19 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _listening(root: int) -> set[tuple[str, int, str]]:
-    """(address, port, process name) of every TCP socket listened on by ``root``'s process tree."""
+def _listening(root: int, home: Path) -> set[tuple[str, int, str]]:
+    """(address, port, process name) of every TCP socket listened on by ``root``'s process tree and by
+    the daemons it started under ``home`` (Postgres leaves the tree: ``pg_ctl`` daemonises it)."""
     import psutil
 
+    procs = {}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if str(home) in " ".join(proc.info["cmdline"] or []):
+            procs[proc.pid] = proc
     try:
-        procs = {p.pid: p for p in [psutil.Process(root), *psutil.Process(root).children(recursive=True)]}
+        procs.update(
+            {p.pid: p for p in [psutil.Process(root), *psutil.Process(root).children(recursive=True)]}
+        )
     except psutil.NoSuchProcess:
         return set()
     found = set()
@@ -75,10 +84,13 @@ def _listening(root: int) -> set[tuple[str, int, str]]:
 
 
 @pytest.fixture(scope="module")
-def prod_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def prod_run() -> Iterator[dict]:
     from elt_platform.services.settings import generate_env
 
-    home = tmp_path_factory.mktemp("prod")
+    # Not under pytest's private temporary root: as root, Postgres runs as the `postgres` account,
+    # which must reach its data directory.
+    home = Path(tempfile.mkdtemp(prefix="elt-prod-profile-"))
+    home.chmod(0o755)
     names = ("postgres", "s3", "spark", "thrift", "airflow", "spark_ui")
     env_file = generate_env(
         home / "prod.env", home, ports=dict(zip(names, _free_ports(len(names)), strict=True))
@@ -98,7 +110,7 @@ def prod_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
         def watch() -> None:
             while not stop.wait(2):
-                listening.update(_listening(proc.pid))
+                listening.update(_listening(proc.pid, home))
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -112,7 +124,7 @@ def prod_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 proc.wait(60)
     seconds = time.monotonic() - began
     text = output.read_text(errors="replace")
-    print(f"\nelt prod-local run: exit {code} in {seconds:.0f}s\n{text[-6000:]}")
+    print(f"\nelt prod-local run: exit {code} in {seconds:.0f}s\n{text}")
     values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     yield {
         "code": code,
@@ -123,6 +135,10 @@ def prod_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "listening": listening,
         "seconds": seconds,
     }
+    if code == 0:
+        shutil.rmtree(home, ignore_errors=True)
+    else:
+        print(f"run failed: its home is kept for a look: {home}")
 
 
 @pytest.fixture(scope="module")

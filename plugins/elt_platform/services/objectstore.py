@@ -92,13 +92,16 @@ class S3ProxyConfig:
         ]
 
 
-def ensure_bucket(endpoint: str, bucket: str, *, region: str | None = None) -> bool:
-    """Create ``bucket`` through the S3 API (boto3, the AWS default credential chain) if missing.
+def ensure_bucket(
+    endpoint: str, bucket: str, *, region: str | None = None, credentials: tuple[str, str] | None = None
+) -> bool:
+    """Create ``bucket`` through the S3 API (boto3) if missing.
 
     Args:
         endpoint: the store's URL.
         bucket: bucket name.
         region: the region clients sign for.
+        credentials: (access key, secret key); None: the AWS default credential chain.
 
     Returns:
         True when the bucket was created, False when it existed.
@@ -106,7 +109,10 @@ def ensure_bucket(endpoint: str, bucket: str, *, region: str | None = None) -> b
     import boto3
     from botocore.exceptions import ClientError
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region or "us-east-1")
+    keys = {}
+    if credentials:
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region or "us-east-1", **keys)
     try:
         s3.head_bucket(Bucket=bucket)
         return False

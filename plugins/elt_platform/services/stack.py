@@ -209,7 +209,16 @@ class ServiceStack:
         started = self._java_service(
             "s3proxy", config.command(), self.settings.s3.host, self.settings.s3.port
         )
-        ensure_bucket(config.endpoint, self.settings.s3_bucket, region=self.env.get("AWS_REGION"))
+        try:
+            ensure_bucket(
+                config.endpoint,
+                self.settings.s3_bucket,
+                region=self.env.get("AWS_REGION"),
+                credentials=(config.access_key, config.secret_key),
+            )
+        except Exception:
+            started.stop()
+            raise
         return started
 
     def _spark(self, name: str) -> Started:

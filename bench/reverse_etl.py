@@ -2,8 +2,9 @@
 
 Usage::
 
-    python bench/reverse_etl.py [--deals 10000] [--amocrm-new 500] [--changes 20] [--quick]
-                                [--only bitrix24|amocrm] [--sequential] [--strict] [--keep]
+    python bench/reverse_etl.py [--deals 10000] [--amocrm-new N] [--amocrm-lookup auto|search|list]
+                                [--changes 20] [--quick] [--only bitrix24|amocrm] [--sequential]
+                                [--strict] [--keep]
 
 A reverse-ETL run is bound by the CRM's request limit, not by the machine: the question is how close
 ``plan_run`` + ``execute_run`` get to the least time the limit allows for the run's work, whether they
@@ -28,11 +29,14 @@ Bitrix24 (``Bitrix24SandboxServer(plan="standard")``: a leaky bucket of 50 calls
 
 amoCRM (``AmoCrmSandboxServer``, 7 requests/s per integration, 429 beyond, the clinic account):
 
-1. first sync of ``--amocrm-new`` new receptions with the real search hierarchy (reception id, patient
-   number, phone: three searches per new row, so 10,000 would take over an hour at 7/s);
-2. seed: the rest of ``--deals`` rows created by the real engine and client at the real limit, with the
-   searches answered "nothing" without asking (the benchmark built the account: none of them is in it);
-   timed and reported, no target;
+1. first sync of ``--amocrm-new`` (default all ``--deals``) new receptions with the real search
+   hierarchy (reception id, patient number, phone), looked up as the DAG does (``--amocrm-lookup auto``:
+   the open leads of the clinic pipelines and the contacts read once through the lists, 250 a page, when
+   that takes fewer requests than the searches) or pinned: ``search`` (three searches per new row, so
+   10,000 would take over an hour at 7/s), ``list``;
+2. seed, only when ``--amocrm-new`` is below ``--deals``: the rest of the rows created by the real
+   engine and client at the real limit, with the searches answered "nothing" without asking (the
+   benchmark built the account: none of them is in it); timed and reported, no target;
 3. steady state: every row's amount changed, each lead read back by id (250 a request) and updated
    (50 a PATCH);
 4. freshness as for Bitrix24.
@@ -42,8 +46,8 @@ run's work needs (its action mix, configuration reads included, full batches/pag
 start: every phase starts after the bucket has refilled); for Bitrix24 also commands/s against 50
 commands per call at the allowed call rate; and the issue's literal ratio, deals/s against
 ``rate x 50`` (Bitrix24 100/s, amoCRM 350/s), which some action mixes cannot reach by construction (a
-Bitrix24 create needs at least 4 commands, an amoCRM new row 3 searches; an amoCRM update needs a read
-besides its write, which leaves it at most 0.84). Freshness covers only the
+Bitrix24 create needs at least 4 commands, an amoCRM new row 3 searches when searched; an amoCRM update
+needs a read besides its write, which leaves it at most 0.84). Freshness covers only the
 reverse-ETL part; the upstream part (iDent micro-batch extract + dbt up to the outbound table) is
 ``bench/ident_load.py``'s, and the end-to-end freshness is the sum.
 
@@ -89,7 +93,7 @@ from bench.harness import (  # noqa: E402  (importable once the repository root 
 
 SEED = 42
 DEALS, QUICK_DEALS = 10_000, 1_000
-AMOCRM_NEW, QUICK_AMOCRM_NEW = 500, 50
+AMOCRM_LOOKUPS = ("auto", "search", "list")
 CHANGES, QUICK_CHANGES = 20, 5
 TARGET_RATIO = 0.8
 #: The issue's bound on a changed reception reaching the CRM (end to end, p95).
@@ -248,6 +252,7 @@ class Sandbox:
     api_url: str
     build_seconds: float
     content: dict[str, int]
+    clinic_open_leads: int = 0
 
 
 @contextlib.contextmanager
@@ -313,7 +318,7 @@ def _serve_bitrix24(seed: int) -> None:
 def _serve_amocrm(seed: int) -> None:
     from fastapi import Body
 
-    from elt_platform.sandbox.amocrm.account import CLINIC, RECEPTION_ID_FIELD
+    from elt_platform.sandbox.amocrm.account import CLINIC, LOST, RECEPTION_ID_FIELD, WON
     from elt_platform.sandbox.amocrm.generator import AmoCrmDataset
     from elt_platform.sandbox.amocrm.server import AmoCrmSandboxServer
 
@@ -358,6 +363,13 @@ def _serve_amocrm(seed: int) -> None:
                 "api_url": server.base_url,
                 "build_seconds": build_seconds,
                 "content": dataset.counts(),
+                # What the plan's lead list reads: the leads of the clinic pipelines' open stages.
+                "clinic_open_leads": sum(
+                    1
+                    for lead in dataset.records("leads")
+                    if lead["pipeline_id"] in {p.id for p in CLINIC.pipelines}
+                    and lead["status_id"] not in (WON, LOST)
+                ),
             }
         )
 
@@ -420,12 +432,13 @@ class Rig:
     def publish(self) -> float:
         return publish(self.catalog, self.table, self.rows, self.contract)
 
-    def sync(self, run_id: str, *, adapter: Any = None) -> dict[str, Any]:
-        """One run as the DAG runs it (plan → execute → report), each step timed, traffic per step."""
+    def sync(self, run_id: str, *, adapter: Any = None, plan_adapter: Any = None) -> dict[str, Any]:
+        """One run as the DAG runs it (plan → execute → report), each step timed, traffic per step;
+        ``adapter`` for both steps, or ``plan_adapter`` for the plan only (default: the registry's)."""
         from elt_platform.reverse_etl import runs
 
         marks = [(time.perf_counter(), time.process_time(), self.admin.traffic())]
-        summary = runs.plan_run(self.crm, run_id, catalog=self.catalog, adapter=adapter)
+        summary = runs.plan_run(self.crm, run_id, catalog=self.catalog, adapter=plan_adapter or adapter)
         marks.append((time.perf_counter(), time.process_time(), self.admin.traffic()))
         counts = runs.execute_run(self.crm, run_id, adapter=adapter)
         marks.append((time.perf_counter(), time.process_time(), self.admin.traffic()))
@@ -563,7 +576,9 @@ def _bitrix24_state(found: Mapping[str, list[list[float]]], rows: list[dict[str,
     }
 
 
-def _amocrm_child(api_url: str, root_url: str, deals: int, new: int, changes: int) -> dict[str, Any]:
+def _amocrm_child(
+    api_url: str, root_url: str, deals: int, new: int, changes: int, lookup: str
+) -> dict[str, Any]:
     from elt_platform.destinations.amocrm.client import AmoCrmDestination
     from elt_platform.destinations.amocrm.mapping import load_config
     from elt_platform.destinations.amocrm.sync import AmoCrmSync
@@ -586,34 +601,19 @@ def _amocrm_child(api_url: str, root_url: str, deals: int, new: int, changes: in
     rig = Rig(crm, contract, rows[:new], catalog, SandboxAdmin(root_url, "writes"))
     results: dict[str, Any] = {"publish_seconds": rig.publish()}
 
-    _progress(crm, f"first sync of {new:,} new rows, searches first (~{_eta(crm, 'new', new):.0f} s) ...")
-    results["new"] = rig.sync("new")
-    _progress(crm, f"first sync: {_brief(results['new'])}")
-
-    rig.rows = rows
-    rig.publish()
-    _refill(crm)
-    _progress(
-        crm,
-        f"seeding the other {deals - new:,} rows (creates only, ~{_eta(crm, 'seed', deals - new):.0f} s) ...",
+    eta = _eta(crm, "new", new, lists=None if lookup == "search" else 4)
+    _progress(crm, f"first sync of {new:,} new rows, looked up by {lookup} (~{eta:.0f} s) ...")
+    planner = (
+        None
+        if lookup == "auto"
+        else AmoCrmSync(AmoCrmDestination.from_airflow(), load_config(), lookup=lookup)
     )
-
-    class KnownAbsent(AmoCrmDestination):
-        """The seed's destination: the real client for writes, reads by id and configuration; the searches
-        answer "nothing" without a request (the benchmark built the account: none of these rows is in it)."""
-
-        def search_leads(self, query: str, **options: Any) -> list[dict[str, Any]]:
-            return []
-
-        def search_contacts(self, query: str, **options: Any) -> list[dict[str, Any]]:
-            return []
-
-    seeding = AmoCrmSync(KnownAbsent(AmoCrmDestination.from_airflow().client), load_config())
     try:
-        results["seed"] = rig.sync("seed", adapter=seeding)
+        results["new"] = rig.sync("new", plan_adapter=planner)
     finally:
-        seeding.close()
-    _progress(crm, f"seed: {_brief(results['seed'])}")
+        if planner is not None:
+            planner.close()
+    _progress(crm, f"first sync: {_brief(results['new'])}")
 
     def crm_state(current: list[dict[str, Any]]) -> dict[str, int]:
         records = outbox.load_records(open_state_store(), crm)
@@ -622,7 +622,14 @@ def _amocrm_child(api_url: str, root_url: str, deals: int, new: int, changes: in
         found = rig.admin.call("POST", "/__bench/leads", ids)
         return _amocrm_state(current, lead_of, found)
 
-    results["seed"]["crm"] = crm_state(rows)
+    if new < deals:
+        rig.rows = rows
+        rig.publish()
+        _refill(crm)
+        results["seed"] = _amocrm_seed(rig, deals - new)
+        results["seed"]["crm"] = crm_state(rows)
+    else:
+        results["new"]["crm"] = crm_state(rows)
     rig.rows = [with_amount(contract, row, BASE_AMOUNT + 1_000) for row in rows]
     rig.publish()
     _refill(crm)
@@ -639,6 +646,34 @@ def _amocrm_child(api_url: str, root_url: str, deals: int, new: int, changes: in
 
     _refill(crm)
     results["freshness"] = rig.freshness(changes, reached)
+    return results
+
+
+def _amocrm_seed(rig: Rig, rows: int) -> dict[str, Any]:
+    """The seed: the rows the first sync left out, created without searching."""
+    from elt_platform.destinations.amocrm.client import AmoCrmDestination
+    from elt_platform.destinations.amocrm.mapping import load_config
+    from elt_platform.destinations.amocrm.sync import AmoCrmSync
+
+    crm = rig.crm
+    _progress(crm, f"seeding the other {rows:,} rows (creates only, ~{_eta(crm, 'seed', rows):.0f} s) ...")
+
+    class KnownAbsent(AmoCrmDestination):
+        """The seed's destination: the real client for writes, reads by id and configuration; the searches
+        answer "nothing" without a request (the benchmark built the account: none of these rows is in it)."""
+
+        def search_leads(self, query: str, **options: Any) -> list[dict[str, Any]]:
+            return []
+
+        def search_contacts(self, query: str, **options: Any) -> list[dict[str, Any]]:
+            return []
+
+    seeding = AmoCrmSync(KnownAbsent(AmoCrmDestination.from_airflow().client), load_config(), lookup="search")
+    try:
+        results = rig.sync("seed", adapter=seeding)
+    finally:
+        seeding.close()
+    _progress(crm, f"seed: {_brief(results)}")
     return results
 
 
@@ -668,14 +703,15 @@ def _amocrm_state(
     }
 
 
-def _needed(crm: str, phase: str, rows: int) -> dict[str, int]:
+def _needed(crm: str, phase: str, rows: int, *, lists: int | None = None) -> dict[str, int]:
     """The least calls a phase's action mix needs, from the benchmark's data (not from what the run sent).
 
     Bitrix24, in commands, each step in full ``batch`` calls: look-ups by external id 50 per
     ``crm.deal.list``; two ``crm.duplicate.findbycomm`` per new phone (contact, lead); a create is
     ``crm.contact.add`` + ``crm.deal.add``, an update one ``crm.deal.update``; plus the plan's two
-    configuration reads (stages, deal user fields). amoCRM, in requests: three searches per new row
-    (reception id, patient number, phone), reads by id 250 a page, writes 50 a request; plus the
+    configuration reads (stages, deal user fields). amoCRM, in requests: a new row's look-ups are three
+    searches (reception id, patient number, phone) or, when the plan reads the lists, ``lists`` requests
+    for the whole plan (:func:`_list_requests`); reads by id 250 a page, writes 50 a request; plus the
     configuration reads (pipelines, custom fields) of the plan and of the execute step — separate tasks,
     each resolving the names — except in the seed, whose one adapter serves both steps.
     """
@@ -685,14 +721,19 @@ def _needed(crm: str, phase: str, rows: int) -> dict[str, int]:
         work = sum(math.ceil(commands / BITRIX24.per_call) for commands in steps[phase])
         return {"calls": 2 + work, "commands": 2 + sum(steps[phase])}
     writes, reads = math.ceil(rows / AMOCRM.per_call), math.ceil(rows / AMOCRM_PAGE)
-    work = {"new": 3 * rows + writes, "seed": writes, "update": reads + writes, "fresh": reads + writes}[
-        phase
-    ]
+    lookups = 3 * rows if lists is None else lists
+    work = {"new": lookups + writes, "seed": writes, "update": reads + writes, "fresh": reads + writes}[phase]
     return {"calls": (2 if phase == "seed" else 4) + work}
 
 
-def _eta(crm: str, phase: str, rows: int) -> float:
-    return LIMITS[crm].min_seconds(_needed(crm, phase, rows)["calls"])
+def _list_requests(open_leads: int, contacts: int) -> int:
+    """What the plan's list path costs: for each list (the clinic pipelines' open leads, the contacts) one
+    request for its length (a page past its end: 204), then its pages of 250 (one, 204, when empty)."""
+    return sum(1 + max(1, math.ceil(count / AMOCRM_PAGE)) for count in (open_leads, contacts))
+
+
+def _eta(crm: str, phase: str, rows: int, *, lists: int | None = None) -> float:
+    return LIMITS[crm].min_seconds(_needed(crm, phase, rows, lists=lists)["calls"])
 
 
 def _refill(crm: str) -> None:
@@ -712,7 +753,9 @@ def _runner_child(opts: argparse.Namespace) -> None:
     if opts.child == "bitrix24":
         report = _bitrix24_child(opts.api_url, opts.root_url, opts.deals, opts.changes)
     else:
-        report = _amocrm_child(opts.api_url, opts.root_url, opts.deals, opts.amocrm_new, opts.changes)
+        report = _amocrm_child(
+            opts.api_url, opts.root_url, opts.deals, opts.amocrm_new, opts.changes, opts.amocrm_lookup
+        )
     Path(opts.out).write_text(json.dumps(report), encoding="utf-8")
 
 
@@ -741,6 +784,7 @@ def run_runners(
         args = [
             *("--child", crm, "--api-url", sandbox.api_url, "--root-url", sandbox.root_url),
             *("--deals", str(opts.deals), "--amocrm-new", str(opts.amocrm_new)),
+            *("--amocrm-lookup", opts.amocrm_lookup),
             *("--changes", str(opts.changes), "--out", str(out)),
         ]
         with log.open("w", encoding="utf-8") as log_file:
@@ -792,13 +836,15 @@ def _percentile(values: list[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def _phase_figures(crm: str, name: str, phase: dict[str, Any], rows: int) -> dict[str, Any]:
+def _phase_figures(
+    crm: str, name: str, phase: dict[str, Any], rows: int, *, lists: int | None = None
+) -> dict[str, Any]:
     """Rates and ratios of one measured run against its limit-bound least time."""
     limit = LIMITS[crm]
     seconds = phase["plan"]["seconds"] + phase["execute"]["seconds"]
     steps = (phase["plan"]["traffic"], phase["execute"]["traffic"])
     calls = sum(step["stats"]["requests"] for step in steps)
-    needed = _needed(crm, name, rows)
+    needed = _needed(crm, name, rows, lists=lists)
     bound_seconds = limit.min_seconds(needed["calls"])
     figures: dict[str, Any] = {
         "rows": rows,
@@ -851,11 +897,16 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
     checks: dict[str, bool] = {}
     sizes = {("bitrix24", "create"): deals, ("bitrix24", "update"): deals}
     sizes |= {("amocrm", "new"): new, ("amocrm", "seed"): deals - new, ("amocrm", "update"): deals}
+    lists = None
+    if results["config"]["amocrm_lookup"] != "search" and "amocrm" in results["sandboxes"]:
+        account = results["sandboxes"]["amocrm"]
+        lists = _list_requests(account["clinic_open_leads"], account["content"]["contacts"])
     for (crm, phase), rows in sizes.items():
-        if crm not in results["runs"]:
+        if crm not in results["runs"] or phase not in results["runs"][crm]:
             continue
         report = results["runs"][crm]
-        report[phase]["figures"] = figures = _phase_figures(crm, phase, report[phase], rows)
+        figures = _phase_figures(crm, phase, report[phase], rows, lists=lists if phase == "new" else None)
+        report[phase]["figures"] = figures
         if phase == "seed" or figures["mix_ratio"] is None:
             continue
         key = f"{crm}_{phase}"
@@ -963,7 +1014,8 @@ def render(results: dict[str, Any]) -> str:
     busy = config["load_average_at_start"][0] > BUSY_LOAD_AVERAGE
     lines = [
         f"reverse-ETL benchmark: {config['deals']:,} deals per CRM, amoCRM first sync of "
-        f"{config['amocrm_new']:,}, {config['changes']} single changes; "
+        f"{config['amocrm_new']:,} (looked up by {config.get('amocrm_lookup', 'search')}), "
+        f"{config['changes']} single changes; "
         f"{'one CRM after the other' if config['sequential'] else 'both CRMs at once'}; "
         f"{config['cpus']} CPUs",
         f"load average (1 min) before the run: {config['load_average_at_start'][0]:.2f}"
@@ -988,8 +1040,10 @@ def render(results: dict[str, Any]) -> str:
         sandbox = results["sandboxes"][crm]
         lines += ["", f"{title}; sandbox {sandbox['content']} built in {sandbox['build_seconds']:.1f} s"]
         for phase, label in phases:
+            if phase not in report:
+                continue
             lines += _phase_lines(crm, label, report[phase])
-            if phase == "new":
+            if phase == "new" and config["amocrm_new"] < config["deals"]:
                 rate = report[phase]["figures"]["deals_per_second"]
                 lines.append(
                     f"    {config['deals']:,} new rows at this rate: {config['deals'] / rate / 60:.0f} min"
@@ -1027,6 +1081,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         "config": {
             "deals": opts.deals,
             "amocrm_new": opts.amocrm_new,
+            "amocrm_lookup": opts.amocrm_lookup,
             "changes": opts.changes,
             "seed": opts.seed,
             "crms": crms,
@@ -1049,7 +1104,12 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             print(f"ELT_HOME={home}; building the sandboxes {crms} ...", flush=True)
             sandboxes = {crm: stack.enter_context(sandbox_process(crm, opts.seed, env)) for crm in crms}
             results["sandboxes"] = {
-                crm: {"build_seconds": s.build_seconds, "content": s.content} for crm, s in sandboxes.items()
+                crm: {
+                    "build_seconds": s.build_seconds,
+                    "content": s.content,
+                    "clinic_open_leads": s.clinic_open_leads,
+                }
+                for crm, s in sandboxes.items()
             }
             started = time.perf_counter()
             results["runs"] = run_runners(sandboxes, home, opts, parallel=not opts.sequential)
@@ -1064,9 +1124,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--deals", type=int, help=f"outbound rows per CRM (default {DEALS:,}; --quick {QUICK_DEALS:,})"
     )
     parser.add_argument(
-        "--amocrm-new",
-        type=int,
-        help=f"amoCRM rows of the first sync (default {AMOCRM_NEW}; --quick {QUICK_AMOCRM_NEW})",
+        "--amocrm-new", type=int, help="amoCRM rows of the first sync (default: all --deals; the rest seeded)"
+    )
+    parser.add_argument(
+        "--amocrm-lookup",
+        choices=AMOCRM_LOOKUPS,
+        default="auto",
+        help="how the amoCRM first sync looks rows up: auto (as the DAG: lists when cheaper), search, list",
     )
     parser.add_argument(
         "--changes", type=int, help=f"single changes timed (default {CHANGES}; --quick {QUICK_CHANGES})"
@@ -1090,13 +1154,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = parser.parse_args(argv)
     for name, full, quick in (
         ("deals", DEALS, QUICK_DEALS),
-        ("amocrm_new", AMOCRM_NEW, QUICK_AMOCRM_NEW),
         ("changes", CHANGES, QUICK_CHANGES),
     ):
         if getattr(opts, name) is None:
             setattr(opts, name, quick if opts.quick else full)
-    if opts.deals < 1 or opts.changes < 1 or not 1 <= opts.amocrm_new < opts.deals:
-        parser.error("--deals and --changes must be positive, --amocrm-new within 1 .. deals - 1")
+    if opts.amocrm_new is None:
+        opts.amocrm_new = opts.deals
+    if opts.deals < 1 or opts.changes < 1 or not 1 <= opts.amocrm_new <= opts.deals:
+        parser.error("--deals and --changes must be positive, --amocrm-new within 1 .. deals")
     return opts
 
 

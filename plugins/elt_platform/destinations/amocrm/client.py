@@ -26,8 +26,7 @@ comes back.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,24 +35,22 @@ from elt_platform.destinations.amocrm.settings import (
     CONN_ID,
     ENDPOINTS,
     PAGE_SIZE,
-    PHONE_COUNTRY_CODE,
-    PHONE_DIGITS,
 )
 from elt_platform.http.errors import HttpError, PayloadError, RequestError
 from elt_platform.http.limits import Breaker, Budget
-from elt_platform.sources.amocrm.client import AmoCrmClient
+from elt_platform.reverse_etl.phones import e164
+from elt_platform.sources.amocrm.client import AmoCrmClient, Page
 from elt_platform.sources.amocrm.parsing import PageShapeError, page_records
 
 logger = logging.getLogger(__name__)
 
-_PHONE_LIKE = re.compile(r"[+\d\s().-]+")
-
 
 def phone_query(text: str) -> str:
-    """A search query for a phone: ``7`` and the ten national digits when ``text`` is a full KZ/RU number.
+    """A search query for a phone: ``7`` and the ten national digits when ``text`` is a KZ/RU number.
 
     ``8 (701) 123-45-67``, ``+7 701 123 45 67``, ``87011234567`` and ``7011234567`` all become
-    ``77011234567``; anything else (a short or foreign number, a name) is returned stripped, unchanged.
+    ``77011234567`` (the forms :func:`~elt_platform.reverse_etl.phones.e164` accepts); anything else (a
+    short or foreign number, a name) is returned stripped, unchanged.
 
     Args:
         text: What the caller searches for.
@@ -61,12 +58,8 @@ def phone_query(text: str) -> str:
     Returns:
         The query to send.
     """
-    stripped = text.strip()
-    digits = re.sub(r"\D", "", stripped)
-    national = len(digits) == PHONE_DIGITS or (len(digits) == PHONE_DIGITS + 1 and digits[0] in "78")
-    if _PHONE_LIKE.fullmatch(stripped) and national:
-        return PHONE_COUNTRY_CODE + digits[-PHONE_DIGITS:]
-    return stripped
+    phone = e164(text)
+    return phone[1:] if phone else text.strip()
 
 
 @dataclass(frozen=True)
@@ -236,15 +229,34 @@ class AmoCrmDestination:
 
     def _records(self, path: str, key: str, params: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
         """Every record of a list (all pages; 204 is an empty result)."""
-        records: list[dict[str, Any]] = []
+        return list(self._walk(path, key, params, what))
+
+    def _walk(self, path: str, key: str, params: Mapping[str, Any], what: str) -> Iterator[dict[str, Any]]:
         for page in self.client.iter_pages(path, params, limit=PAGE_SIZE, what=what):
-            try:
-                records += page_records(page.json(), key, page.what)
-            except PageShapeError as error:
-                raise PayloadError(
-                    str(error), status=page.status, what=page.what, account=self.client.account
-                ) from None
-        return records
+            yield from self._page_records(page, key)
+
+    def _listed(
+        self, path: str, key: str, params: Mapping[str, Any], what: str, max_pages: int | None
+    ) -> Iterator[dict[str, Any]] | None:
+        """The records of a list, page by page as they are iterated, or None when it has more than
+        ``max_pages`` pages (asked at once)."""
+        if max_pages is not None:
+            if max_pages < 1:
+                return None
+            beyond = max_pages + 1
+            params_beyond = {**params, "page": beyond, "limit": PAGE_SIZE}
+            response = self.client.get(path, params_beyond, what=f"{what} page {beyond} (its length)")
+            if self._page_records(Page(beyond, response), key):
+                return None
+        return self._walk(path, key, params, what)
+
+    def _page_records(self, page: Page, key: str) -> list[dict[str, Any]]:
+        try:
+            return page_records(page.json(), key, page.what)
+        except PageShapeError as error:
+            raise PayloadError(
+                str(error), status=page.status, what=page.what, account=self.client.account
+            ) from None
 
     def search_leads(
         self,
@@ -269,15 +281,35 @@ class AmoCrmDestination:
         Raises:
             HttpError: As :meth:`AmoCrmClient.get`; PayloadError for a body that is not a list page.
         """
-        params: dict[str, Any] = {"query": query.strip()}
-        if pipeline_ids is not None:
-            params["filter[pipeline_id][]"] = sorted(set(pipeline_ids))
-        for k, (pipeline_id, status_id) in enumerate(sorted(set(statuses or ()))):
-            params[f"filter[statuses][{k}][pipeline_id]"] = pipeline_id
-            params[f"filter[statuses][{k}][status_id]"] = status_id
-        if with_contacts:
-            params["with"] = "contacts"
+        params = {"query": query.strip(), **_lead_filters(pipeline_ids, statuses, with_contacts)}
         return self._records(ENDPOINTS["leads"], "leads", params, "leads search")
+
+    def list_leads(
+        self,
+        *,
+        pipeline_ids: Iterable[int] | None = None,
+        statuses: Iterable[tuple[int, int]] | None = None,
+        with_contacts: bool = True,
+        max_pages: int | None = None,
+    ) -> Iterator[dict[str, Any]] | None:
+        """Every lead of these pipelines or stages (``GET /api/v4/leads`` without ``query``, 250 a page).
+
+        Args:
+            pipeline_ids, statuses, with_contacts: As :meth:`search_leads`.
+            max_pages: Read the list only when it fits in this many pages (one request for page
+                ``max_pages + 1`` first: amoCRM answers 204 past the last page); None reads it whatever
+                its length.
+
+        Returns:
+            The leads in amoCRM's order, read page by page as the iterator is consumed (keep what you
+            need: an account's list may be long), or None when the list is longer than ``max_pages``
+            pages (nothing else is read then).
+
+        Raises:
+            HttpError: As :meth:`AmoCrmClient.get`; PayloadError for a body that is not a list page.
+        """
+        params = _lead_filters(pipeline_ids, statuses, with_contacts)
+        return self._listed(ENDPOINTS["leads"], "leads", params, "leads list", max_pages)
 
     def leads_by_ids(self, ids: Iterable[int], *, with_contacts: bool = True) -> list[dict[str, Any]]:
         """The leads of these ids that exist now (``GET leads?filter[id][]=…``, 250 ids a request).
@@ -315,6 +347,21 @@ class AmoCrmDestination:
         if with_leads:
             params["with"] = "leads"
         return self._records(ENDPOINTS["contacts"], "contacts", params, "contacts search")
+
+    def list_contacts(
+        self, *, with_leads: bool = False, max_pages: int | None = None
+    ) -> Iterator[dict[str, Any]] | None:
+        """Every contact of the account (``GET /api/v4/contacts`` without ``query``, 250 a page).
+
+        Args:
+            with_leads: Embed the linked leads (``with=leads``).
+            max_pages: As :meth:`list_leads`.
+
+        Returns:
+            The contacts, page by page, or None when there are more than ``max_pages`` pages of them.
+        """
+        params = {"with": "leads"} if with_leads else {}
+        return self._listed(ENDPOINTS["contacts"], "contacts", params, "contacts list", max_pages)
 
     def pipelines(self) -> list[dict[str, Any]]:
         """The account's pipelines with their statuses (``_embedded.statuses``)."""
@@ -486,6 +533,21 @@ class AmoCrmDestination:
             validation_errors=error.validation_errors,
             redactor=self.client.redact,
         )
+
+
+def _lead_filters(
+    pipeline_ids: Iterable[int] | None, statuses: Iterable[tuple[int, int]] | None, with_contacts: bool
+) -> dict[str, Any]:
+    """The query parameters of the lead filters (pipelines, stages) and ``with=contacts``."""
+    params: dict[str, Any] = {}
+    if pipeline_ids is not None:
+        params["filter[pipeline_id][]"] = sorted(set(pipeline_ids))
+    for k, (pipeline_id, status_id) in enumerate(sorted(set(statuses or ()))):
+        params[f"filter[statuses][{k}][pipeline_id]"] = pipeline_id
+        params[f"filter[statuses][{k}][status_id]"] = status_id
+    if with_contacts:
+        params["with"] = "contacts"
+    return params
 
 
 def _ids(answers: Mapping[int, Any]) -> dict[int, int]:

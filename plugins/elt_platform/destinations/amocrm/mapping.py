@@ -18,6 +18,7 @@ import yaml
 
 from elt_platform.config import REPO_ROOT
 from elt_platform.reverse_etl.adapter import ConfigurationError
+from elt_platform.reverse_etl.names import split_full_name
 
 CONFIG_VARIABLE = "ELT_AMOCRM_SYNC_CONFIG"
 DEFAULT_CONFIG = REPO_ROOT / "schemas" / "destinations" / "amocrm.yaml"
@@ -204,11 +205,12 @@ def lead_payload(flat: dict[str, Any], account: Account) -> dict[str, Any]:
 
 
 def contact_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """A new contact for the row's patient (name split last/first as iDent writes it; mobile phone)."""
-    parts: list[str] = (row.get("patient_full_name") or "").split()
+    """A new contact for the row's patient (name split as iDent writes it, the middle name after the first:
+    amoCRM has no field for it; the external id when there is no name; mobile phone)."""
+    name = split_full_name(row.get("patient_full_name"))
     contact: dict[str, Any] = {
-        "first_name": " ".join(parts[1:]) if len(parts) > 1 else (parts[0] if parts else row["external_id"]),
-        "last_name": parts[0] if len(parts) > 1 else "",
+        "first_name": " ".join(part for part in (name.first, name.middle) if part) or row["external_id"],
+        "last_name": name.last,
     }
     if row.get("phone"):
         contact["custom_fields_values"] = [

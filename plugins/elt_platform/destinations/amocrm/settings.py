@@ -1,4 +1,4 @@
-"""Constants of the amoCRM destination (reverse ETL): endpoints, batch sizes, search defaults.
+"""Constants of the amoCRM destination (reverse ETL): endpoints, batch and page sizes.
 
 The connection, its auth modes, the request rate and the token store are the extract's
 (:mod:`elt_platform.sources.amocrm.settings`): one account, one ``amocrm_default`` connection, one
@@ -7,7 +7,7 @@ request budget. Secrets never live here.
 
 from elt_platform.sources.amocrm.settings import CONN_ID, PAGE_SIZE
 
-__all__ = ["BATCH_SIZE", "CONN_ID", "ENDPOINTS", "PAGE_SIZE", "PHONE_COUNTRY_CODE", "PHONE_DIGITS"]
+__all__ = ["BATCH_SIZE", "CONN_ID", "ENDPOINTS", "PAGE_SIZE"]
 
 #: Entities per write request. amoCRM accepts 250 on ``POST``/``PATCH /api/v4/leads|contacts`` and 50 on
 #: ``leads/complex``; 50 everywhere keeps one request well inside the 60 s read timeout and a 400 (which
@@ -24,9 +24,3 @@ ENDPOINTS = {
     "contact_fields": "contacts/custom_fields",
     "users": "users",
 }
-
-#: Phone queries are sent as the country code and the national number (``77011234567``): amoCRM matches
-#: phones by digits, and an 8-prefixed domestic spelling (``8 701 …``) would miss a ``+7 701 …`` contact.
-PHONE_COUNTRY_CODE = "7"
-#: Digits of a national number (Kazakhstan, Russia).
-PHONE_DIGITS = 10

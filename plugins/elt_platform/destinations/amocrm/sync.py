@@ -7,7 +7,11 @@ Search hierarchy, won (142) and lost (143) leads never matched:
    reception id and whose branch field the branch (a reception id is unique in one database only);
 3. **patient number** — open leads whose patient-number field holds it and whose reception id is empty
    (a lead a manager opened before the patient's first reception: it gets the reception);
-4. **phone** — contacts with the phone: one → a new lead for it; several → review.
+4. **phone** — contacts with the phone (compared in E.164): one → a new lead for it; several → review.
+
+Steps 2–4 ask amoCRM per key (``query`` search, one request each) or, when the plan has more keys than
+the candidates take list pages (a first sync), read the open leads of the two pipelines and the contacts
+once through the list endpoints and answer from a local index (:mod:`.lookup`); the plan is the same.
 
 Nothing found → the contact and the lead in one ``leads/complex`` call. Pipeline by the row's funnel
 (primary = no completed reception before). Writes are batched (≤ 50 entities per request) through the
@@ -17,9 +21,11 @@ account's shared 7 req/s budget — the extract's — with the OAuth refresh of 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from elt_platform.destinations.amocrm.client import AmoCrmDestination, ComplexIds, phone_query
+from elt_platform.destinations.amocrm.client import AmoCrmDestination, ComplexIds
+from elt_platform.destinations.amocrm.lookup import ContactIndex, LeadIndex, contact_phones, number_key
 from elt_platform.destinations.amocrm.mapping import (
     Account,
     SyncConfig,
@@ -31,6 +37,7 @@ from elt_platform.destinations.amocrm.mapping import (
     resolve,
 )
 from elt_platform.http.errors import HttpError
+from elt_platform.reverse_etl.phones import e164
 from elt_platform.reverse_etl.plan import (
     CREATE_CONTACT_AND_DEAL,
     CREATE_DEAL_FOR_CONTACT,
@@ -50,17 +57,34 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 50
 
 
+#: How the plan looks rows up: ``auto`` (the lists when they cost fewer requests than the searches),
+#: ``search`` (one search per key), ``list`` (the lists whatever their length).
+LOOKUPS = ("auto", "search", "list")
+
+
 class AmoCrmSync:
     """Leads of one amoCRM account: :class:`~elt_platform.reverse_etl.adapter.DestinationAdapter`."""
 
     chunk_size = CHUNK_SIZE
 
-    def __init__(self, destination: AmoCrmDestination, config: SyncConfig) -> None:
+    def __init__(self, destination: AmoCrmDestination, config: SyncConfig, *, lookup: str = "auto") -> None:
+        """The adapter over one account's client.
+
+        Args:
+            destination: The account's client.
+            config: The sync configuration (names or ids).
+            lookup: One of :data:`LOOKUPS`; tests and benchmarks pin a path, the DAG uses ``auto``.
+        """
+        if lookup not in LOOKUPS:
+            raise ValueError(f"lookup must be one of {LOOKUPS}, not {lookup!r}")
         self.destination = destination
         self.config = config
+        self.lookup = lookup
         self._account: Account | None = None
         self._created: dict[str, int] = {}  # external id → contact created for it in this execution
         self._searches: dict[tuple[str, str], list[dict[str, Any]]] = {}  # one resolve's search answers
+        self._leads: LeadIndex | None = None  # one resolve's listed leads (None: search per key)
+        self._contacts: ContactIndex | None = None  # one resolve's listed contacts (None: search per phone)
 
     def __repr__(self) -> str:
         return f"AmoCrmSync({self.destination!r})"
@@ -91,21 +115,27 @@ class AmoCrmSync:
         known = (
             {int(lead["id"]): lead for lead in self.destination.leads_by_ids(known_ids)} if known_ids else {}
         )
+        ordered = sorted(candidates, key=lambda c: c.external_id)
+        searching = [c for c in ordered if _lead_id(c) not in known]
+        self._searches.clear()
+        self._leads = self._list_leads(searching)
+        found = {c.external_id: self._search(c, account) for c in searching}
+        phones = {phone for c in searching if not found[c.external_id][0] and (phone := _phone(c.row))}
+        self._contacts = self._list_contacts(phones)
         decisions: list[Decision] = []
         creator: dict[str, str] = {}
-        self._searches.clear()
-        for candidate in sorted(candidates, key=lambda c: c.external_id):
-            lead_id = candidate.record.crm_ids.get("deal") if candidate.record else None
-            if lead_id is not None and int(lead_id) in known:
-                decisions.append(self._update(candidate, known[int(lead_id)], "outbox"))
+        for candidate in ordered:
+            lead_id = _lead_id(candidate)
+            if lead_id in known:
+                decisions.append(self._update(candidate, known[lead_id], "outbox"))
                 continue
-            found, rule = self._search(candidate, account)
-            if len(found) > 1:
-                ids = [lead["id"] for lead in found]
-                note = f"{len(found)} open leads match by {rule}: {ids}"
+            leads, rule = found[candidate.external_id]
+            if len(leads) > 1:
+                ids = [lead["id"] for lead in leads]
+                note = f"{len(leads)} open leads match by {rule}: {ids}"
                 decisions.append(Decision(candidate, REVIEW_ACTION, rule, note=note))
-            elif found:
-                decisions.append(self._update(candidate, found[0], rule))
+            elif leads:
+                decisions.append(self._update(candidate, leads[0], rule))
             elif (person := person_key(candidate.row)) in creator:
                 decisions.append(
                     self._create(
@@ -120,18 +150,68 @@ class AmoCrmSync:
                 if decision.action == CREATE_CONTACT_AND_DEAL:
                     creator[person] = candidate.external_id
                 decisions.append(decision)
+        self._leads = self._contacts = None
         return decisions
 
-    # A plan is read-only, so within one ``resolve`` a query's answer cannot change: the receptions of
-    # one patient share their patient-number and phone searches (one request each per run, at 7 req/s).
+    # Where the answers come from (see lookup.py): a first sync reads the candidates once through the
+    # lists; a plan of a few rows searches per key. A plan is read-only, so within one ``resolve`` an
+    # answer cannot change: the receptions of one patient share their patient-number and phone searches.
+    # Listing costs one request to learn the list's length (page ``max_pages + 1``) plus its pages, so
+    # it is worth it when it fits in two pages fewer than the searches it replaces.
 
-    def _search_leads(self, query: str) -> list[dict[str, Any]]:
-        if ("leads", query) not in self._searches:
-            found = self.destination.search_leads(query, statuses=self.account.open_statuses)
-            self._searches["leads", query] = found
-        return self._searches["leads", query]
+    def _list_leads(self, searching: list[Candidate]) -> LeadIndex | None:
+        fields = self.account.fields
+        receptions = {str(c.row["reception_id"]) for c in searching}
+        numbers = (
+            {str(c.row["patient_number"]) for c in searching if c.row.get("patient_number")}
+            if "patient_number" in fields
+            else set()
+        )
+        # What a new row searches (its reception id, then its patient number); a search's key is its query.
+        searches = len(receptions | numbers)
+        leads = self._listed(
+            searches, "leads", self.destination.list_leads, statuses=self.account.open_statuses
+        )
+        if leads is None:
+            return None
+        return LeadIndex.build(
+            leads,
+            reception_field=fields["reception_id"].id,
+            number_field=fields["patient_number"].id if "patient_number" in fields else None,
+            receptions={key for r in receptions if (key := number_key(r)) is not None},
+            numbers=numbers,
+        )
 
-    def _search_contacts(self, phone: str) -> list[dict[str, Any]]:
+    def _list_contacts(self, phones: set[str]) -> ContactIndex | None:
+        contacts = self._listed(len(phones), "contacts", self.destination.list_contacts)
+        return None if contacts is None else ContactIndex.build(contacts, phones)
+
+    def _listed(
+        self, searches: int, what: str, read: Callable[..., Iterator[dict[str, Any]] | None], **filters: Any
+    ) -> Iterator[dict[str, Any]] | None:
+        """What ``read`` lists when the lookup reads lists and this one is worth it, else None."""
+        if self.lookup == "search" or not searches:
+            return None
+        records = read(max_pages=None if self.lookup == "list" else searches - 2, **filters)
+        if records is None:
+            log.info("amocrm: %d %s searches (fewer requests than the list)", searches, what)
+        else:
+            log.info("amocrm: %s read through the list in place of %d searches", what, searches)
+        return records
+
+    def _leads_for(self, field: str, value: str) -> list[dict[str, Any]]:
+        """Open leads that may hold ``value`` in ``field`` (``reception_id`` or ``patient_number``)."""
+        if self._leads is not None:
+            return self._leads.find(field, value)
+        if ("leads", value) not in self._searches:
+            found = self.destination.search_leads(value, statuses=self.account.open_statuses)
+            self._searches["leads", value] = found
+        return self._searches["leads", value]
+
+    def _contacts_for(self, phone: str) -> list[dict[str, Any]]:
+        """Contacts that may hold ``phone`` (E.164)."""
+        if self._contacts is not None:
+            return self._contacts.by_phone.get(phone, [])
         if ("contacts", phone) not in self._searches:
             self._searches["contacts", phone] = self.destination.search_contacts(phone, with_leads=False)
         return self._searches["contacts", phone]
@@ -141,7 +221,7 @@ class AmoCrmSync:
         reception = account.fields["reception_id"].id
         branch_field = account.fields["branch_name"]
         branch = branch_field.enums.get(str(row.get("branch_name")))
-        leads = self._search_leads(str(row["reception_id"]))
+        leads = self._leads_for("reception_id", str(row["reception_id"]))
         found = [
             lead
             for lead in leads
@@ -151,7 +231,7 @@ class AmoCrmSync:
         if found or not row.get("patient_number") or "patient_number" not in account.fields:
             return found, "reception-id"
         number = account.fields["patient_number"].id
-        leads = self._search_leads(str(row["patient_number"]))
+        leads = self._leads_for("patient_number", str(row["patient_number"]))
         found = [
             lead
             for lead in leads
@@ -161,19 +241,11 @@ class AmoCrmSync:
         return found, "patient-number"
 
     def _by_phone(self, candidate: Candidate) -> Decision:
-        phone = candidate.row.get("phone")
-        if not phone:
+        if not candidate.row.get("phone"):
             return self._create(candidate, CREATE_CONTACT_AND_DEAL, "none (no phone)", {})
-        contacts = [
-            contact
-            for contact in self._search_contacts(phone)
-            if any(
-                phone_query(str(value.get("value") or "")) == phone_query(phone)
-                for item in contact.get("custom_fields_values") or []
-                if item.get("field_code") == "PHONE"
-                for value in item.get("values") or []
-            )
-        ]
+        phone = _phone(candidate.row)
+        found = self._contacts_for(phone) if phone else []
+        contacts = [contact for contact in found if phone in contact_phones(contact)]
         if len(contacts) > 1:
             note = f"{len(contacts)} contacts have the patient's phone: {[c['id'] for c in contacts]}"
             return Decision(candidate, REVIEW_ACTION, "phone:contact", note=note)
@@ -301,10 +373,19 @@ class AmoCrmSync:
 
 
 def _same_number(value: Any, wanted: Any) -> bool:
-    try:
-        return value is not None and float(value) == float(wanted)
-    except (TypeError, ValueError):
-        return False
+    key = number_key(value)
+    return key is not None and key == number_key(wanted)
+
+
+def _lead_id(candidate: Candidate) -> int | None:
+    """The lead the outbox recorded for the row (an earlier run's), if any."""
+    lead_id = candidate.record.crm_ids.get("deal") if candidate.record else None
+    return None if lead_id is None else int(lead_id)
+
+
+def _phone(row: dict[str, Any]) -> str | None:
+    """The row's phone in E.164 (how contacts' phones are compared), None without a KZ/RU number."""
+    return e164(str(row["phone"])) if row.get("phone") else None
 
 
 def adapter_from_connection() -> AmoCrmSync:

@@ -56,7 +56,6 @@ from elt_platform.destinations.bitrix24.errors import (
     command_error,
     describe,
 )
-from elt_platform.destinations.bitrix24.phones import e164
 from elt_platform.destinations.bitrix24.settings import (
     BATCH_SIZE,
     CONN_ID,
@@ -78,6 +77,7 @@ from elt_platform.http.decoding import ErrorBody, parse_error_body
 from elt_platform.http.errors import AuthError, HttpError, PayloadError, RequestError
 from elt_platform.http.limits import Breaker, Budget, LocalBudget
 from elt_platform.http.retry import DEFAULT_RETRY_STATUSES, parse_retry_after
+from elt_platform.reverse_etl.phones import e164
 
 logger = logging.getLogger(__name__)
 
@@ -615,7 +615,7 @@ class Bitrix24Client:
         other types out; commands of one type and one value avoid both. Phones are sent in E.164.
 
         Args:
-            phones: Phone numbers (see :func:`~.phones.e164` for the accepted forms).
+            phones: Phone numbers (see :func:`elt_platform.reverse_etl.phones.e164` for the accepted forms).
             entity_types: ``CONTACT``, ``LEAD`` and/or ``COMPANY``.
 
         Returns:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from elt_platform.config import REPO_ROOT
+from elt_platform.reverse_etl.names import split_full_name
 
 CONFIG_VARIABLE = "ELT_BITRIX24_CONFIG"
 DEFAULT_CONFIG = REPO_ROOT / "schemas" / "destinations" / "bitrix24.yaml"
@@ -91,13 +92,13 @@ def new_deal_fields(row: dict[str, Any], config: SyncConfig) -> dict[str, Any]:
 
 
 def contact_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """A new contact for the row's patient: the name split as iDent writes it (last, first, middle) and
-    the phone as a mobile multi-field item."""
-    parts = (row.get("patient_full_name") or "").split()
+    """A new contact for the row's patient: the name split as iDent writes it (last, first, middle; the
+    external id when there is no name) and the phone as a mobile multi-field item."""
+    name = split_full_name(row.get("patient_full_name"))
     fields: dict[str, Any] = {
-        "LAST_NAME": parts[0] if parts else "",
-        "NAME": parts[1] if len(parts) > 1 else (parts[0] if parts else row["external_id"]),
-        "SECOND_NAME": " ".join(parts[2:]),
+        "LAST_NAME": name.last,
+        "NAME": name.first or row["external_id"],
+        "SECOND_NAME": name.middle,
     }
     if row.get("phone"):
         fields["PHONE"] = [{"VALUE": row["phone"], "VALUE_TYPE": "MOBILE"}]

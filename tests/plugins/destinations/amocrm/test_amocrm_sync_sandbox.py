@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,12 +16,16 @@ from typing import Any
 import pytest
 from tests.plugins.reverse_etl.outbound_tables import publish_outbound
 
+from elt_platform.destinations.amocrm.client import AmoCrmDestination
+from elt_platform.destinations.amocrm.mapping import load_config
+from elt_platform.destinations.amocrm.sync import AmoCrmSync
 from elt_platform.reverse_etl import runs
 from elt_platform.sandbox.amocrm.account import (
     BRANCH_FIELD,
     CLINIC,
     CLINIC_PRIMARY_PIPELINE,
     CLINIC_REPEAT_PIPELINE,
+    LOST,
     PATIENT_NUMBER_FIELD,
     RECEPTION_ID_FIELD,
     WON,
@@ -87,8 +92,19 @@ def publish(catalog):
     return lambda rows: publish_outbound(catalog, "outbound.amocrm_deals", rows)
 
 
-def sync(run_id: str, catalog) -> tuple[dict, dict]:
-    summary = runs.plan_run("amocrm", run_id, catalog=catalog)
+def plan(run_id: str, catalog, lookup: str | None = None) -> dict:
+    """Plan a run as the DAG does; ``lookup`` pins the way the plan looks rows up (default: by cost)."""
+    if lookup is None:
+        return runs.plan_run("amocrm", run_id, catalog=catalog)
+    adapter = AmoCrmSync(AmoCrmDestination.from_airflow(), load_config(), lookup=lookup)
+    try:
+        return runs.plan_run("amocrm", run_id, catalog=catalog, adapter=adapter)
+    finally:
+        adapter.close()
+
+
+def sync(run_id: str, catalog, lookup: str | None = None) -> tuple[dict, dict]:
+    summary = plan(run_id, catalog, lookup)
     counts = runs.execute_run("amocrm", run_id)
     runs.report_run("amocrm", run_id, counts, catalog=catalog)
     return summary, counts
@@ -112,7 +128,10 @@ def lead_of(server: AmoCrmSandboxServer, lead_id: int) -> dict:
     return server.dataset.record("leads", lead_id, with_=("contacts",))
 
 
-def test_search_hierarchy_creates_updates_and_reviews_then_a_rerun_writes_nothing(account, publish, catalog):
+def seed_matches(account: AmoCrmSandboxServer) -> dict[str, int]:
+    """What rows 1–7 find in the account: a contact with row 2's phone, two contacts sharing row 5's, an
+    open lead of reception 9003 (row 3), a manager's lead for patient 77004 (row 4), a won lead of
+    reception 9006 (row 6). Returns the ids the tests check."""
     branch_id = {
         v["value"]: v["id"] for f in CLINIC.lead_fields if f["id"] == BRANCH_FIELD for v in f["enums"]
     }
@@ -153,19 +172,34 @@ def test_search_hierarchy_creates_updates_and_reviews_then_a_rerun_writes_nothin
             },
         ],
     )
-    publish(
-        [
-            row(1, phone="+77010000001"),
-            row(2, phone="+77010000002"),
-            row(3, phone="+77010000003"),
-            row(4, phone="+77010000004"),
-            row(5, phone="+77010000005"),
-            row(6, phone="+77010000006"),
-            row(7, phone="+77010000007", funnel="repeat"),
-        ]
-    )
+    return {
+        "known_contact": known_contact,
+        "by_reception": by_reception,
+        "by_number": by_number,
+        "won": won,
+        "open_status": open_status,
+    }
 
-    summary, counts = sync("r1", catalog)
+
+def seeded_rows() -> list[dict[str, Any]]:
+    """Rows 1–7 against :func:`seed_matches`: row 7 in the repeat funnel."""
+    return [
+        *(row(n, phone=f"+7701000000{n}") for n in range(1, 7)),
+        row(7, phone="+77010000007", funnel="repeat"),
+    ]
+
+
+@pytest.mark.parametrize("lookup", ["search", "list"])
+def test_search_hierarchy_creates_updates_and_reviews_then_a_rerun_writes_nothing(
+    account, publish, catalog, lookup
+):
+    seeded = seed_matches(account)
+    by_reception, by_number, won = seeded["by_reception"], seeded["by_number"], seeded["won"]
+    known_contact, open_status = seeded["known_contact"], seeded["open_status"]
+    primary = statuses(account, CLINIC_PRIMARY_PIPELINE)
+    publish(seeded_rows())
+
+    summary, counts = sync("r1", catalog, lookup)
 
     assert summary["actions"] == {
         "create-contact-and-deal": 3,  # F1_1, F1_6 (its lead is won), F1_7
@@ -219,7 +253,7 @@ def test_a_patients_receptions_share_their_patient_number_and_phone_searches(acc
     publish([row(n, phone="+77010000009", patient_number="77999", patient_id=900) for n in (1, 2, 3)])
     account.reset_stats()
 
-    summary, counts = sync("r1", catalog)
+    summary, counts = sync("r1", catalog, lookup="search")
 
     by_route = account.stats()["by_route"]
     assert summary["actions"] == {"create-contact-and-deal": 1, "create-deal-for-contact": 2}
@@ -229,3 +263,56 @@ def test_a_patients_receptions_share_their_patient_number_and_phone_searches(acc
     assert counts["created"] == 3
     # The list routes serve the searches (writes count under other routes): 3 + 1 lead searches, 1 phone.
     assert (by_route.get("leads"), by_route.get("contacts")) == (4, 1)
+
+
+def test_a_large_plan_reads_the_lists_once_and_plans_as_the_searches_do(account, publish, catalog):
+    # 30 new receptions: rows 1–7 against the seeded account (row 5's phone is two contacts' → review),
+    # 20 new patients, and three receptions of one more patient (one contact for the three).
+    seed_matches(account)
+    patient = {"phone": "+77010000099", "patient_number": "77099", "patient_id": 999}
+    rows = [
+        *seeded_rows(),
+        *(row(n, phone=f"+770100{n:05d}") for n in range(8, 28)),
+        *(row(n, **patient) for n in (28, 29, 30)),
+    ]
+    publish(rows)
+    # What the lists hold, from the account itself (before anything is written): the leads of the open
+    # stages of the two clinic pipelines, and every contact.
+    open_leads = sum(
+        1
+        for lead in account.dataset.records("leads")
+        if lead["pipeline_id"] in (CLINIC_PRIMARY_PIPELINE, CLINIC_REPEAT_PIPELINE)
+        and lead["status_id"] not in (WON, LOST)
+    )
+    contacts = len(account.dataset.records("contacts"))
+    account.reset_stats()
+    plan("searched", catalog, lookup="search")
+    searched = account.stats()["requests"]
+    account.reset_stats()
+
+    summary = plan("listed", catalog)  # the DAG's choice: by cost
+    store = open_state_store()
+    plans = {run: outbox.plan_rows(store, "amocrm", run) for run in ("searched", "listed")}
+    counts = runs.execute_run("amocrm", "listed")
+
+    served = account.stats()
+    expected = {"create-contact-and-deal": 24, "create-deal-for-contact": 3, "update-deal": 2, "review": 1}
+    assert summary["actions"] == expected and counts["created"] == 27 and counts["updated"] == 2
+    keys = ("external_id", "action", "rule", "fields", "diff", "crm_ids")
+    assert [{k: r[k] for k in keys} for r in plans["listed"]] == [
+        {k: r[k] for k in keys} for r in plans["searched"]
+    ]
+    review = [(r["external_id"], r["rule"]) for r in plans["listed"] if r["action"] == "review"]
+    assert review == [("F1_5", "phone:contact")]
+    # Each list: one request for page max_pages + 1 (its length: 204), then its pages of 250.
+    lists = {
+        "leads": 1 + max(1, math.ceil(open_leads / 250)),
+        "contacts": 1 + max(1, math.ceil(contacts / 250)),
+    }
+    writes = sum(math.ceil(expected[action] / 50) for action in expected if action != "review")
+    configuration = 2 + 2  # pipelines and lead fields, read by the plan and again by the execute task
+    assert (served["by_route"]["leads"], served["by_route"]["contacts"]) == (
+        lists["leads"],
+        lists["contacts"],
+    )
+    assert served["requests"] == configuration + sum(lists.values()) + writes < searched

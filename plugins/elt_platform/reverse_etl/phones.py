@@ -1,8 +1,10 @@
-"""Phone numbers as the Bitrix24 client sends them to the duplicate search: E.164, ``+7`` and 10 digits.
+"""Phone numbers as the reverse-ETL destinations send and compare them: E.164, ``+7`` and 10 digits.
 
 The rules are those of the platform's dbt macro ``phone_e164`` (``dbt/macros/phone.sql``), which produces
-the phones of the outbound gold models: the client accepts what gold holds (``+77011234567``) and the
-domestic forms a caller may still have, and refuses anything else rather than searching for a wrong number.
+the phones of the outbound gold models: a destination accepts what gold holds (``+77011234567``) and the
+domestic forms a CRM's own records may still have, and refuses anything else rather than searching for,
+or matching, a wrong number. Bitrix24 sends the E.164 form to its duplicate search; amoCRM searches for
+its digits and compares the phones of the contacts it finds in this form.
 """
 
 import re

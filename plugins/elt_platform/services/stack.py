@@ -185,6 +185,7 @@ class ServiceStack:
             from elt_platform.airflow_local import stop_processes
 
             stop_processes([proc.pid])
+            proc.wait(timeout=30)  # reap it (and let its Popen know: no "still running" warning)
 
         deadline = began + timeout
         while not port_open(host, port):

@@ -121,7 +121,7 @@ def catalog_conf(env: dict[str, str] | None = None) -> dict[str, str]:
         conf[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
         conf[f"{prefix}.s3.endpoint"] = env["ELT_S3_ENDPOINT"]
         conf[f"{prefix}.s3.path-style-access"] = "true"
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        region = env.get("AWS_REGION")
         if region:
             conf[f"{prefix}.client.region"] = region
     return conf

@@ -47,7 +47,7 @@ class PlatformConfig:
             quality_uri=env.get("ELT_QUALITY_URI", (home / "quality").as_uri()),
             s3_endpoint=env.get("ELT_S3_ENDPOINT") or None,
             profile=(env.get("ELT_PROFILE") or "embedded").strip().lower(),
-            s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            s3_region=env.get("AWS_REGION") or None,
         )
 
     @property

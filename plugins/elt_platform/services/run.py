@@ -58,7 +58,6 @@ def load_profile_env(env_file: Path | None = None) -> Path:
     os.environ.update(values)
     home = Path(os.environ["ELT_HOME"])
     os.environ["AIRFLOW_HOME"] = str(home / "airflow")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     return path
 
 

@@ -1,5 +1,6 @@
 """Sandboxes stay out of the runtime import path: only ``elt_platform.sandbox`` itself and the local-run
-entry points (``cli.py``, ``local_run.py``, ``airflow_local.py``) may import it. Read with ``ast``.
+entry points (``cli.py``, ``local_run.py``, ``airflow_local.py``, ``services/run.py`` — ``elt prod-local``)
+may import it. Read with ``ast``.
 """
 
 import ast
@@ -10,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[3] / "plugins" / "elt_platform"
 SANDBOX = "elt_platform.sandbox"
 #: Modules allowed to import the sandboxes, relative to the package.
-ALLOWED = {Path("cli.py"), Path("local_run.py"), Path("airflow_local.py")}
+ALLOWED = {Path("cli.py"), Path("local_run.py"), Path("airflow_local.py"), Path("services/run.py")}
 _IMPORTERS = {"import_module", "__import__"}
 
 

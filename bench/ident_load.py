@@ -2,7 +2,8 @@
 
 Usage::
 
-    python bench/ident_load.py [--receptions 1000000] [--ticks 20] [--gold-ticks 20] [--quick] [--strict]
+    python bench/ident_load.py [--receptions 1000000] [--ticks 20] [--gold-ticks 20] [--commit-mb 2]
+                               [--also-pool system] [--quick] [--strict]
 
 Everything happens in a fresh temporary ``ELT_HOME`` (embedded SQLite catalog and state store, local
 warehouse; ``harness.LOCATION_VARIABLES`` are dropped) against the iDent sandbox: a throw-away PostgreSQL
@@ -14,18 +15,22 @@ extract reads SQL Server. Phases:
 1. initial load: the real extract (``sources.ident.extract.load``, daily mode, ``[D-1, D)``: every table
    of every database, key-set reconciliation, one transaction, watermarks) in a child process started by
    a stdlib-only probe: rows/s and peak RSS (target <= 200 MB, the issue's bound for an extract task);
+   then the next day's daily run ``[D, D+1)`` the same way: the day's changes and the key-set
+   reconciliation against the loaded bronze (the steady state of the daily DAG): seconds and peak RSS;
+   with ``--also-pool``, both again with ``ARROW_DEFAULT_MEMORY_POOL`` set, in a second ``ELT_HOME``;
 2. (a) baseline: the same queries with plain ``pyodbc`` ``fetchmany``, each chunk turned into Arrow
    column by column, then one pyiceberg append per table into fresh tables of the same declarations, in a
    child process: rows/s; the ratio extract / baseline (target >= 0.5, the Alaqan benchmark's bar);
 3. bronze gate: every suite of the source's ``bronze_suites`` over ``[D-1, D)``, as the DAG's gate runs
    after the initial load, in a child process: seconds and peak RSS (reported, no target);
-4. freshness: the clinic transform (dbt-spark silver + gold, a full rebuild: the domain is a state
-   domain) once after the initial load, then ``--ticks`` sandbox ticks, each on one database in turn,
-   each followed at once by the micro-batch extract (receptions mode): seconds from the tick's commit
-   to its rows committed in bronze; for the first ``--gold-ticks`` ticks also dbt silver + gold: seconds
-   to ``gold.ident_receptions``. p50/p95 (nearest rank) per path; target bronze p95 <= 60 s. Each tick's
-   rows are checked: the micro-batch read exactly the tick's inserted and updated receptions, and gold
-   holds its new bookings.
+4. freshness: the clinic transform (dbt-spark silver + gold, a full rebuild) once after the initial
+   load, then ``--ticks`` sandbox ticks, each on one database in turn, each followed at once by the
+   micro-batch extract (receptions mode): seconds from the tick's commit to its rows committed in bronze;
+   for the first ``--gold-ticks`` ticks also the transform as ``transform_clinic`` builds after a
+   micro-batch (the incremental fast path when its check allows it; every time a full rebuild with
+   ``--full-rebuilds``): seconds to ``gold.ident_receptions`` and the outbound deal feeds. p50/p95
+   (nearest rank) per path; target bronze p95 <= 60 s. Each tick's rows are checked: the micro-batch read
+   exactly the tick's inserted and updated receptions, and gold holds its new bookings.
 
 Prints the figures with PASS/MISS, writes them as JSON to ``bench/results/ident_load-<UTC>.json`` and
 exits 0 even on a MISS unless ``--strict``. The cluster and every child process end with the run.
@@ -74,6 +79,7 @@ TARGET_RATIO = 0.5
 TARGET_BRONZE_P95_SECONDS = 60.0
 BUSY_LOAD_AVERAGE = 0.5
 DATABASES_ENV = "IDENT_BENCH_DATABASES"  # JSON of the cluster's databases (password: never on argv)
+COMMIT_BYTES_ENV = "IDENT_BENCH_COMMIT_BYTES"  # --commit-mb, for the probed children (they take no args)
 CHILD_TIMEOUT_SECONDS = 6 * 3600.0
 
 
@@ -138,34 +144,37 @@ def _opener(chunk_rows: int):
 # -- phase 1: the real extract --------------------------------------------------------------------------
 
 
-def _extract_child() -> None:
-    """The initial daily load with the real extract, timed; its row counts and memory."""
+def _extract_child(day: int = 0) -> None:
+    """A daily load with the real extract, timed; its row counts and memory.
+
+    ``day`` 0 is the initial load ``[D-1, D)``; 1 is the next day's run ``[D, D+1)`` over the loaded
+    bronze (its reconciliation reads every key of the incremental tables against bronze's).
+    """
     import pyiceberg.io.pyarrow  # noqa: F401  (a one-off import the timing should not include)
 
-    from elt_platform.bronze.transaction import SliceTransaction
     from elt_platform.iceberg.catalog import load_catalog
-    from elt_platform.sources.ident.extract import load
+    from elt_platform.sources.ident import extract
     from elt_platform.sources.ident.manifest import load_manifest
     from elt_platform.state.store import open_state_store
 
     manifest = load_manifest()
     store, catalog = open_state_store(), load_catalog()
     imported_mb = vm_mb("VmRSS")
-    start, end = _interval()
-    # The high-water mark when the first table commits: the peak of reading, staging and reconciling.
+    start, end = (d + timedelta(days=day) for d in _interval())
+    # The high-water mark when the commit starts: the peak of reading, staging and reconciling.
     before_commit: list[float] = []
-    replace_slice_of = SliceTransaction.replace
+    commit_of = extract._Run.commit
 
-    def replace(self, table, rows):
-        if not before_commit:
-            before_commit.append(vm_mb("VmHWM") or 0)
-        return replace_slice_of(self, table, rows)
+    def commit(self):
+        before_commit.append(vm_mb("VmHWM") or 0)
+        return commit_of(self)
 
-    SliceTransaction.replace = replace  # type: ignore[method-assign]
+    extract._Run.commit = commit  # type: ignore[method-assign]
     began = time.perf_counter()
-    summary = load(
-        manifest, start, end, run_id="bench-initial", mode="daily",
+    summary = extract.load(
+        manifest, start, end, run_id=f"bench-day-{day}", mode="daily",
         open_client=_opener(manifest.chunk_rows), store=store, catalog=catalog, today=start,
+        commit_bytes=int(os.environ[COMMIT_BYTES_ENV]),
     )  # fmt: skip
     seconds = time.perf_counter() - began
     rows = {table: sum(per_db.values()) for table, per_db in summary.rows.items()}
@@ -175,6 +184,7 @@ def _extract_child() -> None:
                 "seconds": seconds,
                 "rows": sum(rows.values()),
                 "rows_by_table": rows,
+                "deleted": sum(sum(per_db.values()) for per_db in summary.deleted.values()),
                 "written": sum(summary.written.values()),
                 "rss_after_imports_mb": imported_mb or 0,
                 "vmhwm_before_commit_mb": before_commit[0] if before_commit else 0,
@@ -308,14 +318,27 @@ def _gate_child() -> None:
 # -- phase 4: freshness ---------------------------------------------------------------------------------
 
 
-def _build_gold(domain) -> float:
-    """dbt silver then gold of the clinic domain (a full rebuild, as its transform runs); seconds."""
-    from elt_platform.transform.layers import build_layer
+def _build_gold(domain, *, full: bool = False) -> dict[str, Any]:
+    """dbt silver then gold (with the outbound feeds) of the clinic domain as ``transform_clinic`` builds
+    it (``runs.transform.state_work``: the fast path when its check allows it, else a full rebuild;
+    ``full``: always a full rebuild); seconds per step and the mode."""
+    from elt_platform.runs.transform import build, state_work
 
     began = time.perf_counter()
-    build_layer(domain, "silver", None, None)
-    build_layer(domain, "gold", None, None)
-    return time.perf_counter() - began
+    work = state_work(domain.name, force_full=full)
+    decided = time.perf_counter()
+    build(domain.name, "silver", work)
+    silver = time.perf_counter()
+    build(domain.name, "gold", work)
+    done = time.perf_counter()
+    return {
+        "seconds": done - began,
+        "check_seconds": decided - began,
+        "silver_seconds": silver - decided,
+        "gold_seconds": done - silver,
+        "mode": "incremental" if work["incremental"] else "full",
+        "reason": work["reason"],
+    }
 
 
 def _gold_has(catalog, database: str, receptions: set[int]) -> bool:
@@ -343,7 +366,7 @@ def _micro_batch_keys(catalog, run_id: str) -> set[tuple[str, int]]:
     return set(zip(table.column("source_db").to_pylist(), table.column("id").to_pylist(), strict=True))
 
 
-def _freshness_child(ticks: int, gold_ticks: int, seed: int) -> None:
+def _freshness_child(ticks: int, gold_ticks: int, seed: int, full_rebuilds: bool = False) -> None:
     """The transform once, then ``ticks`` ticks each followed by a micro-batch (and dbt for the first
     ``gold_ticks``); every tick's latencies and row checks."""
     import pyodbc
@@ -361,7 +384,7 @@ def _freshness_child(ticks: int, gold_ticks: int, seed: int) -> None:
     databases = _databases()
     keys = list(databases)
     start, end = _interval()
-    initial_transform = _build_gold(domain) if gold_ticks else None
+    initial_transform = _build_gold(domain)["seconds"] if gold_ticks else None
     records = []
     for number in range(ticks):
         key = keys[number % len(keys)]
@@ -388,7 +411,7 @@ def _freshness_child(ticks: int, gold_ticks: int, seed: int) -> None:
             "bronze_exact": _micro_batch_keys(catalog, run_id) == {(key, ident) for ident in changed},
         }
         if number < gold_ticks:
-            _build_gold(domain)
+            record["transform"] = _build_gold(domain, full=full_rebuilds)
             record["to_gold_seconds"] = time.perf_counter() - committed
             record["gold_has_new_bookings"] = _gold_has(catalog, key, result.inserted - set(result.deleted))
         records.append(record)
@@ -399,15 +422,18 @@ def _freshness_child(ticks: int, gold_ticks: int, seed: int) -> None:
 # -- the parent -----------------------------------------------------------------------------------------
 
 
-def _child(role: str, args: list[str], *, probe: bool, logs: Path) -> dict[str, Any]:
+def _child(
+    role: str, args: list[str], *, probe: bool, logs: Path, env: dict[str, str] | None = None, tag: str = ""
+) -> dict[str, Any]:
     """Run a role in a child process (through the stdlib-only RSS probe when ``probe``); its report.
 
-    The child's stderr (logs, Spark's, each tick's figures as it goes) goes to ``logs/<role>.log``.
+    The child's stderr (logs, Spark's, each tick's figures as it goes) goes to ``logs/<role><tag>.log``;
+    ``env`` replaces the environment it inherits.
     """
     command = [sys.executable, str(Path(__file__).resolve()), "--child"]
     command += ["rss-probe", "--probe-role", role] if probe else [role]
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{role}.log"
+    log = logs / f"{role}{tag}.log"
     print(f"  (stderr: {log})", flush=True)
     with log.open("w", encoding="utf-8") as stderr:
         done = subprocess.run(
@@ -417,6 +443,7 @@ def _child(role: str, args: list[str], *, probe: bool, logs: Path) -> dict[str, 
             text=True,
             timeout=CHILD_TIMEOUT_SECONDS + 60,
             check=False,
+            env=env,
         )
     if done.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
@@ -434,9 +461,10 @@ def percentile(values: list[float], share: float) -> float | None:
 
 def evaluate(results: dict[str, Any]) -> dict[str, Any]:
     """Rates, ratios, percentiles and verdicts from the phase results (in place, and returned)."""
-    extract, baseline = results["extract"], results["baseline"]
+    extract, baseline, next_day = results["extract"], results["baseline"], results["next_day"]
     for phase in (extract, baseline):
         phase["rows_per_second"] = phase["rows"] / phase["seconds"]
+    peak = max(extract["peak_rss_mb"], next_day["peak_rss_mb"])
     ratio = extract["rows_per_second"] / baseline["rows_per_second"]
     ticks = results["freshness"]["ticks"]
     bronze = [t["to_bronze_seconds"] for t in ticks]
@@ -450,11 +478,18 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
         "gold_p95": percentile(gold, 0.95),
         "bronze_exact": all(t["bronze_exact"] for t in ticks),
         "gold_has_new_bookings": all(t.get("gold_has_new_bookings", True) for t in ticks),
+        "incremental_ticks": sum(1 for t in ticks if t.get("transform", {}).get("mode") == "incremental"),
+        **{
+            f"{step}_step_p50": percentile(
+                [t["transform"][f"{step}_seconds"] for t in ticks if "transform" in t], 0.5
+            )
+            for step in ("check", "silver", "gold")
+        },
     }
     summary = results["freshness"]["summary"]
     results["targets"] = {
         "extract_over_baseline": {"value": ratio, "target": f">= {TARGET_RATIO}"},
-        "extract_peak_rss_mb": {"value": extract["peak_rss_mb"], "target": f"<= {TARGET_RSS_MB:.0f}"},
+        "extract_peak_rss_mb": {"value": peak, "target": f"<= {TARGET_RSS_MB:.0f}"},
         "bronze_freshness_p95_seconds": {
             "value": summary["bronze_p95"],
             "target": f"<= {TARGET_BRONZE_P95_SECONDS:.0f}",
@@ -463,7 +498,7 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
     }
     checks = {
         "extract_over_baseline": ratio >= TARGET_RATIO,
-        "extract_peak_rss_mb": extract["peak_rss_mb"] <= TARGET_RSS_MB,
+        "extract_peak_rss_mb": peak <= TARGET_RSS_MB,
         "bronze_freshness_p95_seconds": (summary["bronze_p95"] or 0) <= TARGET_BRONZE_P95_SECONDS,
         "micro_batches_exact": summary["bronze_exact"] and summary["gold_has_new_bookings"],
     }
@@ -478,9 +513,19 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} s"
 
 
+def _pool_line(name: str, pool: dict[str, Any]) -> str:
+    extract, next_day = pool["extract"], pool["next-day"]
+    return (
+        f"with ARROW_DEFAULT_MEMORY_POOL={name}: initial load {extract['seconds']:.1f} s, peak "
+        f"{extract['peak_rss_mb']:.0f} MB ({extract['vmhwm_before_commit_mb']:.0f} MB before the commit); "
+        f"next day {next_day['seconds']:.1f} s, peak {next_day['peak_rss_mb']:.0f} MB"
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     """The human-readable report."""
     config, sandbox, extract, baseline = (results[k] for k in ("config", "sandbox", "extract", "baseline"))
+    next_day = results["next_day"]
     gate, fresh = results["gate"], results["freshness"]
     summary = fresh["summary"]
     busy = config["load_average_at_start"][0] > BUSY_LOAD_AVERAGE
@@ -504,9 +549,15 @@ def render(results: dict[str, Any]) -> str:
         f"baseline = fetchmany + Arrow {baseline['fetch_seconds']:.1f} s, one append per table "
         f"{baseline['append_seconds']:.1f} s",
         f"extract RSS: {extract['rss_after_imports_mb']:.0f} MB after imports, peak "
-        f"{extract['vmhwm_before_commit_mb']:.0f} MB reading and reconciling (before the first commit), "
-        f"{extract['vmhwm_mb']:.0f} MB overall (VmHWM); psqlODBC "
+        f"{extract['vmhwm_before_commit_mb']:.0f} MB reading and reconciling (before the commit), "
+        f"{extract['vmhwm_mb']:.0f} MB overall (VmHWM); commit pieces of "
+        f"{config['commit_bytes'] / 2**20:g} MB of Arrow; psqlODBC "
         + ("server cursor (UseDeclareFetch)" if config["declare_fetch"] else "whole result sets in memory"),
+        f"next day's daily run [D, D+1): {next_day['rows']:,} changed rows, {next_day['deleted']:,} deletes "
+        f"found, {next_day['seconds']:.1f} s; RSS {next_day['rss_after_imports_mb']:.0f} MB after imports, "
+        f"{next_day['vmhwm_before_commit_mb']:.0f} MB before the commit (reconciliation included), peak "
+        f"{next_day['peak_rss_mb']:.0f} MB",
+        *([_pool_line(config["also_pool"], results["pool"])] if "pool" in results else []),
         f"bronze gate: {gate['suites']} suites over the initial load in {gate['seconds']:.1f} s, peak RSS "
         f"{gate['peak_rss_mb']:.0f} MB; slowest: "
         + ", ".join(
@@ -522,14 +573,18 @@ def render(results: dict[str, Any]) -> str:
         f"  tick commit -> bronze: p50 {_seconds(summary['bronze_p50'])}, "
         f"p95 {_seconds(summary['bronze_p95'])}; every micro-batch read exactly the tick's receptions: "
         f"{summary['bronze_exact']}",
-        f"  tick commit -> gold.ident_receptions: p50 {_seconds(summary['gold_p50'])}, "
+        f"  tick commit -> gold.ident_receptions and outbound: p50 {_seconds(summary['gold_p50'])}, "
         f"p95 {_seconds(summary['gold_p95'])}; new bookings in gold: {summary['gold_has_new_bookings']}",
+        f"  transforms on the incremental fast path: {summary['incremental_ticks']} of "
+        f"{summary['gold_ticks']}; p50 check {_seconds(summary['check_step_p50'])}, "
+        f"silver {_seconds(summary['silver_step_p50'])}, "
+        f"gold + outbound {_seconds(summary['gold_step_p50'])}",
         "",
         f"{'target':32}{'value':>10}  {'goal':10}result",
     ]
     for label, key, fmt in (
         ("extract rows/s / baseline", "extract_over_baseline", "{:.2f}"),
-        ("extract peak RSS (MB)", "extract_peak_rss_mb", "{:.0f}"),
+        ("extract peak RSS, both days (MB)", "extract_peak_rss_mb", "{:.0f}"),
         ("tick -> bronze p95 (s)", "bronze_freshness_p95_seconds", "{:.1f}"),
         ("micro-batches exact", "micro_batches_exact", "{}"),
     ):
@@ -545,14 +600,21 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     from elt_platform.sandbox.ident.cluster import PostgresCluster
     from elt_platform.sources.ident.manifest import load_manifest
 
+    if opts.commit_bytes is None:
+        from elt_platform.sources.ident.staging import COMMIT_BYTES
+
+        opts.commit_bytes = COMMIT_BYTES
     with temporary_home("ident_bench_", keep=opts.keep) as home:
         results: dict[str, Any] = {
             "config": {
                 "receptions": opts.receptions,
                 "ticks": opts.ticks,
                 "gold_ticks": opts.gold_ticks,
+                "full_rebuilds": opts.full_rebuilds,
                 "seed": opts.seed,
                 "declare_fetch": not opts.no_declare_fetch,
+                "commit_bytes": opts.commit_bytes,
+                "also_pool": opts.also_pool,
                 "sandbox_now": NOW.isoformat(),
                 "cpus": os.cpu_count(),
                 "load_average_at_start": list(os.getloadavg()),
@@ -564,6 +626,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         with PostgresCluster(None, catalog.DATABASES) as cluster:
             manifest = load_manifest()
             attributes = _driver_attributes(not opts.no_declare_fetch, manifest.chunk_rows)
+            os.environ[COMMIT_BYTES_ENV] = str(opts.commit_bytes)
             os.environ[DATABASES_ENV] = json.dumps(
                 {
                     key: {
@@ -587,6 +650,20 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             )
             print("initial load with the real extract ...", flush=True)
             results["extract"] = _child("extract", [], probe=True, logs=logs)
+            print(
+                "next day's daily run: changes and reconciliation against the loaded bronze ...", flush=True
+            )
+            results["next_day"] = _child("next-day", [], probe=True, logs=logs)
+            if opts.also_pool:
+                print(f"both again with Arrow's {opts.also_pool} memory pool ...", flush=True)
+                other = home / f"pool-{opts.also_pool}"
+                other.mkdir()
+                # Read by Arrow when a process starts: it must be in the child's environment.
+                env = {**os.environ, "ELT_HOME": str(other), "ARROW_DEFAULT_MEMORY_POOL": opts.also_pool}
+                results["pool"] = {
+                    role: _child(role, [], probe=True, logs=logs, env=env, tag=f"-{opts.also_pool}")
+                    for role in ("extract", "next-day")
+                }
             print("baseline: fetchmany + one append per table ...", flush=True)
             results["baseline"] = _child("baseline", [], probe=True, logs=logs)
             print("bronze gate over the initial load ...", flush=True)
@@ -599,6 +676,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
                 str(opts.gold_ticks),
                 "--seed",
                 str(opts.seed),
+                *(["--full-rebuilds"] if opts.full_rebuilds else []),
             ]
             results["freshness"] = _child("freshness", tick_args, probe=False, logs=logs)
         results["config"]["load_average_at_end"] = list(os.getloadavg())
@@ -631,6 +709,23 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="let psqlODBC read whole result sets into memory (its default) instead of a server cursor",
     )
+    parser.add_argument(
+        "--commit-mb",
+        type=float,
+        default=None,
+        help="Arrow MB per committed piece of a table (default: the extract's COMMIT_BYTES, 2)",
+    )
+    parser.add_argument(
+        "--also-pool",
+        choices=("system", "jemalloc"),
+        help="run the extract and the next day's run again with this ARROW_DEFAULT_MEMORY_POOL "
+        "(Arrow's default is mimalloc)",
+    )
+    parser.add_argument(
+        "--full-rebuilds",
+        action="store_true",
+        help="rebuild the clinic domain in full after every tick (the transform before its fast path)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary ELT_HOME")
     parser.add_argument(
@@ -638,7 +733,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--child",
-        choices=("generate", "rss-probe", "extract", "baseline", "gate", "freshness"),
+        choices=("generate", "rss-probe", "extract", "next-day", "baseline", "gate", "freshness"),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--probe-role", help=argparse.SUPPRESS)
@@ -651,6 +746,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.gold_ticks = opts.ticks
     if opts.receptions < 1 or opts.ticks < 0 or not 0 <= opts.gold_ticks <= opts.ticks:
         parser.error("--receptions must be positive and 0 <= --gold-ticks <= --ticks")
+    if opts.commit_mb is not None and opts.commit_mb <= 0:
+        parser.error("--commit-mb must be positive")
+    opts.commit_bytes = None if opts.commit_mb is None else int(opts.commit_mb * 2**20)
     return opts
 
 
@@ -662,9 +760,10 @@ def main(argv: list[str] | None = None) -> int:
     roles = {
         "generate": lambda: _generate_child(opts.receptions, opts.seed),
         "extract": _extract_child,
+        "next-day": lambda: _extract_child(day=1),
         "baseline": _baseline_child,
         "gate": _gate_child,
-        "freshness": lambda: _freshness_child(opts.ticks, opts.gold_ticks, opts.seed),
+        "freshness": lambda: _freshness_child(opts.ticks, opts.gold_ticks, opts.seed, opts.full_rebuilds),
         "rss-probe": lambda: rss_probe(__file__, opts.probe_role, [], timeout=CHILD_TIMEOUT_SECONDS),
     }
     if opts.child:

@@ -112,8 +112,14 @@
   `key_deleted`: the latest row is a tombstone (is_deleted = true, written by the extract's reconciliation
   of incremental tables) or, for a snapshot table, the key is missing from the database's latest snapshot
   (its latest row was loaded before that snapshot; every row of one commit shares `_loaded_at`).
+  `loaded_after` (a timestamp literal, incremental builds of tables that are not snapshots): only versions
+  loaded after it are read. The latest version of a key with such a version is among them (the latest is
+  the last loaded), so this gives exactly the changed keys' latest versions.
 -#}
-{% macro ident_latest_versions(table, key=['id']) -%}
+{% macro ident_latest_versions(table, key=['id'], loaded_after=none) -%}
+{%- if loaded_after is not none and table in ident_snapshot_tables() -%}
+    {{ exceptions.raise_compiler_error("ident_latest_versions: loaded_after needs a table that is not a snapshot, got " ~ table) }}
+{%- endif -%}
 select
     *,
     {%- if table in ident_snapshot_tables() %}
@@ -130,6 +136,9 @@ from (
         ) as recency,
         max(_loaded_at) over (partition by source_db) as snapshot_loaded_at
     from {{ source('ident', 'ident_' ~ table) }}
+    {%- if loaded_after is not none %}
+    where _loaded_at > {{ loaded_after }}
+    {%- endif %}
 ) as versions
 where recency = 1
 {%- endmacro %}

@@ -120,6 +120,24 @@ class Source:
 
 
 @dataclass(frozen=True)
+class IncrementalPath:
+    """The fast path of a ``state`` domain: dbt models that merge the changes since their last build
+    (``materialized: incremental``) instead of rebuilding from all of bronze.
+
+    Attributes:
+        check: ``module:function`` returning why the next build must be a full rebuild (a sentence:
+            bronze tables the fast path does not follow changed, a table is missing…), or None when the
+            incremental models may merge. A full rebuild runs dbt with ``--full-refresh``.
+        silver / gold: dbt selectors of the models built by each step on the fast path; the other
+            models of the domain wait for the next full rebuild.
+    """
+
+    check: str
+    silver: tuple[str, ...]
+    gold: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Domain:
     """A business domain: one ``transform_<name>`` DAG building its silver and gold with dbt.
 
@@ -137,6 +155,8 @@ class Domain:
             missed (the ledger, not the event, says what to build).
         dbt_settings: ``module:function`` returning :class:`DbtSettings` (vars, Spark SQL conf) the
             domain's models need, e.g. the IIN masking mode; None when the models need none.
+        incremental: the fast path of a ``state`` domain (:class:`IncrementalPath`); None: every build
+            is a full rebuild.
         doc: ``doc_md`` of the DAG.
     """
 
@@ -152,6 +172,7 @@ class Domain:
     outbound_tables: tuple[str, ...] = ()
     sweep: str = "*/30 * * * *"
     dbt_settings: str | None = None
+    incremental: IncrementalPath | None = None
 
     @property
     def dag_id(self) -> str:

@@ -135,7 +135,9 @@ def feed():
     _write_bronze()
     settings = dbt_settings({"ELT_PII_MASKING": "hash", "ELT_PII_HASH_KEY": "test-key"})
     build = run_dbt(
-        ["build", "--select", f"+{SELECTOR}", "--exclude-resource-type", "unit_test"],
+        # --full-refresh: the feeds and silver.ident_receptions are incremental, and another module of
+        # the session may have left rows in them.
+        ["build", "--select", f"+{SELECTOR}", "--full-refresh", "--exclude-resource-type", "unit_test"],
         dbt_vars=settings.vars,
         spark_conf=settings.spark_conf,
     )

@@ -1,12 +1,21 @@
 {{
     config(
         alias='amocrm_deals',
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['source_db', 'reception_id'],
+        on_schema_change='fail',
+        tblproperties=ident_merge_on_read(),
+        merge_delete_if_null='row_hash',
+        post_hook="{{ ident_record_high_water_mark(ref('int_receptions_enriched')) }}",
     )
 }}
+-- depends_on: {{ ref('int_receptions_enriched') }}
 -- outbound.amocrm_deals: the deal feed reverse_etl_amocrm pushes to amoCRM, one row per live reception of a
 -- known branch (external_id F<branch>_<ID>); amoCRM takes fewer fields than Bitrix24 (reception id and
 -- date, doctor, services, cost, patient number, and the contact). Columns and rules in
--- _outbound__models.yml; the row's contract is schemas/contracts/amocrm/deal.schema.json.
+-- _outbound__models.yml; the row's contract is schemas/contracts/amocrm/deal.schema.json. Incremental as
+-- gold.ident_receptions: changed receptions merged, those no longer in the feed deleted.
 {#- The fields amoCRM receives, hashed into row_hash; the other columns are keys and context for the sync. -#}
 {%- set sent = [
     'external_id', 'deal_title', 'funnel', 'stage_code', 'status',
@@ -15,9 +24,19 @@
 ] %}
 with
 
+{% if is_incremental() %}
+    changed as (
+
+        {{ ident_changed_receptions(ref('int_receptions_enriched')) }}
+
+    ),
+{% endif %}
+
 deals as (
 
-    select * from {{ ref('int_receptions_prepared_as_deals') }}
+    select deals.*
+    from {{ ref('int_receptions_prepared_as_deals') }} as deals
+    {{ ident_if_incremental_only('deals', 'changed') }}
 
 ),
 
@@ -38,4 +57,4 @@ final as (
 
 )
 
-select * from final
+{{ ident_merge_rows('final', 'changed') }}

@@ -1,11 +1,20 @@
 {{
     config(
         alias='bitrix24_deals',
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['source_db', 'reception_id'],
+        on_schema_change='fail',
+        tblproperties=ident_merge_on_read(),
+        merge_delete_if_null='row_hash',
+        post_hook="{{ ident_record_high_water_mark(ref('int_receptions_enriched')) }}",
     )
 }}
+-- depends_on: {{ ref('int_receptions_enriched') }}
 -- outbound.bitrix24_deals: the deal feed reverse_etl_bitrix24 pushes to Bitrix24, one row per live reception
 -- of a known branch (external_id F<branch>_<ID>). Columns and rules in _outbound__models.yml; the row's
--- contract is schemas/contracts/bitrix24/deal.schema.json.
+-- contract is schemas/contracts/bitrix24/deal.schema.json. Incremental as gold.ident_receptions: changed
+-- receptions merged, those no longer in the feed deleted (macros/ident_incremental.sql).
 {#- The fields Bitrix24 receives, hashed into row_hash; the other columns are keys and context for the sync. -#}
 {%- set sent = [
     'external_id', 'deal_title', 'funnel', 'stage_code', 'status',
@@ -15,9 +24,19 @@
 ] %}
 with
 
+{% if is_incremental() %}
+    changed as (
+
+        {{ ident_changed_receptions(ref('int_receptions_enriched')) }}
+
+    ),
+{% endif %}
+
 deals as (
 
-    select * from {{ ref('int_receptions_prepared_as_deals') }}
+    select deals.*
+    from {{ ref('int_receptions_prepared_as_deals') }} as deals
+    {{ ident_if_incremental_only('deals', 'changed') }}
 
 ),
 
@@ -38,4 +57,4 @@ final as (
 
 )
 
-select * from final
+{{ ident_merge_rows('final', 'changed') }}

@@ -4,6 +4,10 @@ A transform run claims every pending (or earlier claimed, never completed) slice
 intervals loaded while another run was busy, or whose asset events were coalesced, are built by the
 next run — the ledger is the source of truth, the asset event only the wake-up. Slices are marked
 done only after gold was built; a failed run leaves them claimable.
+
+A ``state`` domain with a fast path (``Domain.incremental``) builds only its incremental models, merging
+what changed since their last build, unless its check asks for a full rebuild (then dbt runs with
+``--full-refresh``); a manual run with an interval always rebuilds in full.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 from datetime import date
 
 from elt_platform.intervals import merge_intervals
-from elt_platform.registry import Domain, registry
+from elt_platform.registry import Domain, call, registry
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,8 @@ def claim(domain_name: str, *, run_id: str, requested: tuple[date, date] | None 
 
     Returns:
         Interval domains: the claimed intervals merged where they touch (plus ``requested``).
-        State domains: ``full`` when anything is pending (they rebuild from all of bronze).
+        State domains: ``full`` when anything is pending (they rebuild from all of bronze), and
+        ``incremental`` when the domain's fast path may merge the changes instead (:func:`state_work`).
         ``slices`` = 0 and no intervals when there is nothing to do.
     """
     domain = registry().domains[domain_name]
@@ -42,7 +47,9 @@ def claim(domain_name: str, *, run_id: str, requested: tuple[date, date] | None 
     if requested:
         spans.append(requested)
     if domain.rebuild == "state":
-        work = {"intervals": [], "slices": len(entries), "full": bool(entries or requested)}
+        work = {"intervals": [], "slices": len(entries), "full": False, "incremental": False}
+        if entries or requested:
+            work.update(state_work(domain_name, force_full=requested is not None))
     else:
         merged = merge_intervals(spans)
         work = {
@@ -56,9 +63,37 @@ def claim(domain_name: str, *, run_id: str, requested: tuple[date, date] | None 
         len(entries),
         run_id,
         f" (+ requested {requested[0]}..{requested[1]})" if requested else "",
-        "full rebuild" if work["full"] else work["intervals"] or "nothing to build",
+        _describe(work),
     )
     return work
+
+
+def _describe(work: dict) -> str:
+    if work.get("incremental"):
+        return "incremental build of the fast path"
+    if work["full"]:
+        return "full rebuild" + (f" ({work['reason']})" if work.get("reason") else "")
+    return str(work["intervals"] or "nothing to build")
+
+
+def state_work(domain_name: str, *, force_full: bool = False) -> dict:
+    """What a build of a ``state`` domain with pending work does: its fast path when it has one and its
+    check allows it, else a full rebuild.
+
+    Args:
+        domain_name: the domain.
+        force_full: rebuild in full whatever the check says (a manual run).
+
+    Returns:
+        ``{"intervals": [], "full": True, "incremental": bool, "reason": str | None}`` (``reason``: why
+        a domain with a fast path rebuilds in full).
+    """
+    domain = registry().domains[domain_name]
+    reason: str | None = None
+    if domain.incremental is not None:
+        reason = "requested" if force_full else call(domain.incremental.check)
+    incremental = domain.incremental is not None and reason is None
+    return {"intervals": [], "full": True, "incremental": incremental, "reason": reason}
 
 
 def has_work(work: dict) -> bool:
@@ -81,8 +116,13 @@ def build(domain_name: str, layer: str, work: dict) -> dict[str, int]:
 
     domain = registry().domains[domain_name]
     totals: dict[str, int] = {}
+    incremental = bool(work.get("incremental"))
     for start, end in _spans(work):
-        for status, count in build_layer(domain, layer, start, end).statuses.items():
+        if incremental:
+            summary = build_layer(domain, layer, start, end, incremental=True)
+        else:
+            summary = build_layer(domain, layer, start, end)
+        for status, count in summary.statuses.items():
             totals[status] = totals.get(status, 0) + count
     return totals
 

@@ -37,7 +37,10 @@ final as (
         patients.first_consultation_at,
         patients.first_treat_at,
         patients.changed_at,
-        patients.is_deleted
+        patients.is_deleted,
+        -- The latest bronze load of the patient's rows: the reception chain's incremental builds redo
+        -- the receptions of a patient loaded after their high-water mark.
+        greatest(patients.loaded_at, persons.loaded_at) as loaded_at
     from patients
     left join persons
         on

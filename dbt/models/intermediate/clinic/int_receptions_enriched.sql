@@ -1,17 +1,86 @@
 {{
     config(
         alias='ident_receptions',
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['source_db', 'reception_id'],
+        on_schema_change='fail',
+        tblproperties=ident_merge_on_read(),
     )
 }}
 -- silver.ident_receptions: one row per reception per database (deleted ones too, flagged) with what both
 -- CRMs receive: patient, plan times, branch, chair, doctor, services and amount of its bill, status and
 -- the patient's earlier completed receptions. The rules are in _int_clinic__models.yml, pinned by its
--- unit tests.
+-- unit tests. Incremental: every reception of a patient with an input loaded after the table's latest
+-- inputs_loaded_at is recomputed and merged (the history of a patient depends on all their receptions).
 with
+
+{% if is_incremental() %}
+    {% set mark = ident_high_water_mark('inputs_loaded_at') %}
+
+    changed_bills as (
+
+        select
+            source_db,
+            reception_id
+        from {{ ref('stg_ident__orders') }}
+        where loaded_at > {{ mark }}
+        union
+        select
+            orders.source_db,
+            orders.reception_id
+        from {{ ref('stg_ident__orders') }} as orders
+        inner join {{ ref('stg_ident__order_service_relations') }} as lines
+            on
+                orders.source_db = lines.source_db
+                and orders.order_id = lines.order_id
+        where lines.loaded_at > {{ mark }}
+
+    ),
+
+    -- Patients to recompute: of a reception, patient (person) or bill loaded after the mark, and the
+    -- patient this table had for a changed reception (a reception moved to another patient changes both
+    -- histories).
+    affected_patients as (
+
+        select
+            source_db,
+            patient_id
+        from {{ ref('stg_ident__receptions') }}
+        where loaded_at > {{ mark }}
+        union
+        select
+            previous.source_db,
+            previous.patient_id
+        from {{ this }} as previous
+        inner join {{ ref('stg_ident__receptions') }} as changed
+            on
+                previous.source_db = changed.source_db
+                and previous.reception_id = changed.reception_id
+                and changed.loaded_at > {{ mark }}
+        union
+        select
+            source_db,
+            patient_id
+        from {{ ref('int_patients_joined_to_persons') }}
+        where loaded_at > {{ mark }}
+        union
+        select
+            billed.source_db,
+            billed.patient_id
+        from {{ ref('stg_ident__receptions') }} as billed
+        {{ ident_if_incremental_only('billed', 'changed_bills') }}
+
+    ),
+{% endif %}
 
 receptions as (
 
-    select * from {{ ref('stg_ident__receptions') }}
+    select receptions.*
+    from {{ ref('stg_ident__receptions') }} as receptions
+    {{ ident_if_incremental_only(
+        'receptions', 'affected_patients', ['source_db', 'patient_id'], null_safe=['patient_id']
+    ) }}
 
 ),
 
@@ -66,7 +135,26 @@ bill_lines as (
             prices.source_db = service_items.source_db
             and prices.service_item_id = service_items.service_item_id
             and not service_items.is_deleted
+    {{ ident_if_incremental_only('orders', 'receptions') }}
     where not orders.is_deleted and not lines.is_deleted and orders.reception_id is not null
+
+),
+
+-- The latest load of each reception's bill rows, deleted ones included (a removed line changes the bill).
+bill_loads as (
+
+    select
+        orders.source_db,
+        orders.reception_id,
+        max(greatest(orders.loaded_at, lines.loaded_at)) as loaded_at
+    from {{ ref('stg_ident__orders') }} as orders
+    left join {{ ref('stg_ident__order_service_relations') }} as lines
+        on
+            orders.source_db = lines.source_db
+            and orders.order_id = lines.order_id
+    {{ ident_if_incremental_only('orders', 'receptions') }}
+    where orders.reception_id is not null
+    group by orders.source_db, orders.reception_id
 
 ),
 
@@ -117,13 +205,15 @@ history as (
             ), 0)
             - coalesce(sum(completed) over (partition by source_db, patient_id, plan_start), 0)
             as int
-        ) as completed_receptions_before
+        ) as completed_receptions_before,
+        max(loaded_at) over (partition by source_db, patient_id) as patient_receptions_loaded_at
     from (
         select
             source_db,
             reception_id,
             patient_id,
             plan_start,
+            loaded_at,
             case when status = 'completed' and not is_deleted then 1 else 0 end as completed
         from statused
     ) as flagged
@@ -170,7 +260,12 @@ final as (
         statused.changed_at,
         history.completed_receptions_before,
         history.completed_receptions_before = 0 as is_primary,
-        statused.is_deleted
+        statused.is_deleted,
+        statused.loaded_at,
+        -- The latest bronze load among what the row is computed from (the patient's receptions, the
+        -- patient and person, the bill): the high-water mark of the incremental models downstream.
+        greatest(history.patient_receptions_loaded_at, patients.loaded_at, bill_loads.loaded_at)
+            as inputs_loaded_at
     from statused
     inner join history
         on
@@ -204,6 +299,10 @@ final as (
         on
             statused.source_db = bills.source_db
             and statused.reception_id = bills.reception_id
+    left join bill_loads
+        on
+            statused.source_db = bill_loads.source_db
+            and statused.reception_id = bill_loads.reception_id
 
 )
 

@@ -1,16 +1,35 @@
 {{
     config(
         alias='ident_receptions',
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['source_db', 'reception_id'],
+        on_schema_change='fail',
+        tblproperties=ident_merge_on_read(),
+        merge_delete_if_null='row_hash',
+        post_hook="{{ ident_record_high_water_mark(ref('int_receptions_enriched')) }}",
     )
 }}
 -- gold.ident_receptions: the deal feed both CRMs read — one row per live reception with its external id
 -- F<branch>_<ID>, the fields the CRMs receive and a hash over them (a changed hash = a deal to update).
+-- Incremental: the receptions of patients whose silver rows changed since the last build are merged, and
+-- those no longer live are deleted (macros/ident_incremental.sql).
 with
+
+{% if is_incremental() %}
+    changed as (
+
+        {{ ident_changed_receptions(ref('int_receptions_enriched')) }}
+
+    ),
+{% endif %}
 
 receptions as (
 
-    select * from {{ ref('int_receptions_enriched') }}
-    where not is_deleted
+    select receptions.*
+    from {{ ref('int_receptions_enriched') }} as receptions
+    {{ ident_if_incremental_only('receptions', 'changed') }}
+    where not receptions.is_deleted
 
 ),
 
@@ -75,4 +94,4 @@ final as (
 
 )
 
-select * from final
+{{ ident_merge_rows('final', 'changed') }}

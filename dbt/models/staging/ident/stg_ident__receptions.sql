@@ -1,15 +1,24 @@
 {{
     config(
         alias='ident_receptions_latest',
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['source_db', 'reception_id'],
+        on_schema_change='fail',
+        tblproperties=ident_merge_on_read(),
     )
 }}
 -- silver.ident_receptions_latest: the latest version of every reception (visit) per database, renamed; a
 -- key whose latest version is a tombstone is kept with is_deleted = true (macro ident_latest_versions).
+-- Incremental (the micro-batch's fast path): only receptions with a version loaded after the table's
+-- latest `loaded_at` are merged.
 with
 
 latest as (
 
-    {{ ident_latest_versions('receptions') }}
+    {{ ident_latest_versions(
+        'receptions', loaded_after=ident_high_water_mark('loaded_at') if is_incremental() else none
+    ) }}
 
 ),
 

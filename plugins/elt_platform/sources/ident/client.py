@@ -128,8 +128,10 @@ class IdentClient:
             self._conn.close()
             self._conn = None
 
-    def stream(self, query: Query, params: Sequence[Any] = ()) -> Iterator[tuple[list[str], list[tuple]]]:
-        """Yield ``(column names, rows)`` chunks of at most ``chunk_rows`` rows.
+    def stream(
+        self, query: Query, params: Sequence[Any] = ()
+    ) -> Iterator[tuple[list[str], list[Sequence[Any]]]]:
+        """Yield ``(column names, rows)`` chunks of at most ``chunk_rows`` rows (``pyodbc.Row``, tuple-like).
 
         Raises:
             ValueError: the parameter count does not match the query.
@@ -141,7 +143,9 @@ class IdentClient:
             cursor.execute(query.render(self.dialect), *params)
             names = [d[0] for d in cursor.description]
             while rows := cursor.fetchmany(self.chunk_rows):
-                yield names, [tuple(r) for r in rows]
+                # The rows as pyodbc returns them: a copy as tuples would hold each chunk twice.
+                yield names, rows
+                del rows
         finally:
             cursor.close()
 

@@ -18,6 +18,9 @@ branches over four databases, branches 1 and 2 sharing database ``1``. The macro
 
 Phones of patients are masked per the platform's personal-data setting (:mod:`elt_platform.pii`): the
 mode as the var ``pii_masking``, the key as Spark SQL conf only.
+
+:func:`full_rebuild_reason` is the check of the domain's incremental fast path (``Domain.incremental``):
+after a micro-batch the reception chain merges its changes, after anything else the domain is rebuilt.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elt_platform.config import is_time_zone
@@ -205,3 +209,72 @@ def dbt_settings(env: Mapping[str, str] | None = None, manifest_path: Path | Non
             "PII masking": masking.summary,
         },
     )
+
+
+#: The reception chain's incremental models (silver → gold → outbound) and the column or table property
+#: holding each one's high-water mark (dbt/macros/ident_incremental.sql).
+INCREMENTAL_TABLES: dict[str, str] = {
+    "silver.ident_receptions_latest": "column:loaded_at",
+    "silver.ident_receptions": "column:inputs_loaded_at",
+    "gold.ident_receptions": "property:elt.ident.inputs_loaded_at",
+    "outbound.bitrix24_deals": "property:elt.ident.inputs_loaded_at",
+    "outbound.amocrm_deals": "property:elt.ident.inputs_loaded_at",
+}
+#: The bronze table the micro-batch writes: the only one the fast path follows.
+MICRO_BATCH_TABLE = "bronze.ident_receptions"
+#: Built by full rebuilds only: its last commit is when the last full rebuild read bronze.
+FULL_BUILD_MARKER = "silver.ident_patients"
+#: A full rebuild at least this often, even without a daily load (models off the fast path catch up).
+FULL_BUILD_MAX_AGE = timedelta(hours=26)
+
+
+def _committed_at(table) -> datetime | None:
+    snapshot = table.current_snapshot()
+    return None if snapshot is None else datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC)
+
+
+def full_rebuild_reason(catalog=None, *, now: datetime | None = None) -> str | None:
+    """Why the clinic domain's next build must rebuild everything, or None when the reception chain may
+    merge the micro-batches' changes (the fast path; ``Domain.incremental`` of the clinic).
+
+    A full rebuild is needed when any incremental table is missing or has no high-water mark (first
+    build, a model's columns changed), when a bronze table other than the micro-batch's was committed after
+    the last full rebuild (the daily load: reference tables, bills, patients, deletions found by
+    reconciliation), or when the last full rebuild is older than :data:`FULL_BUILD_MAX_AGE`.
+
+    Args:
+        catalog: the lakehouse catalog (default: the platform's).
+        now: the current time (tests).
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from elt_platform.iceberg.catalog import load_catalog
+    from elt_platform.sources.ident.pipeline import SOURCE
+
+    catalog = catalog or load_catalog()
+    try:
+        built = _committed_at(catalog.load_table(FULL_BUILD_MARKER))
+        tables = {name: catalog.load_table(name) for name in INCREMENTAL_TABLES}
+    except NoSuchTableError as exc:
+        return f"no full build yet ({exc})"
+    if built is None:
+        return f"{FULL_BUILD_MARKER} has no snapshot"
+    for name, mark in INCREMENTAL_TABLES.items():
+        kind, key = mark.split(":", 1)
+        table = tables[name]
+        has_mark = key in table.properties if kind == "property" else key in table.schema().column_names
+        if not has_mark:
+            return f"{name} has no high-water mark ({mark})"
+    for name in SOURCE.bronze_tables:
+        if name == MICRO_BATCH_TABLE:
+            continue
+        try:
+            committed = _committed_at(catalog.load_table(name))
+        except NoSuchTableError:
+            continue
+        if committed is not None and committed > built:
+            return f"{name} changed since the last full build ({committed:%Y-%m-%d %H:%M:%S} UTC)"
+    age = (now or datetime.now(UTC)) - built
+    if age > FULL_BUILD_MAX_AGE:
+        return f"the last full build is {age} old"
+    return None

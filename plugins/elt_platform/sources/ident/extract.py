@@ -14,11 +14,14 @@ for a micro-batch (the factory hands every micro-batch the same day interval; th
 unique and survives retries). ``extract_date`` is the interval's last day (the day itself for a one-day
 interval; the snapshot day for full tables) or, for a micro-batch, the UTC day it ran.
 
-Rows stream from ``fetchmany`` chunks into a Parquet file per table, so memory holds one chunk while
-reading, and one table's slice while committing. All tables are committed through one
-:class:`~elt_platform.bronze.transaction.SliceTransaction`; the **watermarks advance last, inside it**,
-in one state-store transaction that checks nobody moved them meanwhile: a failed commit leaves them
-where they were, and a failed watermark write rolls the tables back.
+Memory does not grow with a table's size: rows stream from ``fetchmany`` chunks into a Parquet file per
+table (:class:`~elt_platform.sources.ident.staging.Stage`: one chunk in memory while reading); each table
+commits in pieces of bounded size inside one Iceberg transaction (the slice deleted once, the pieces
+appended); the reconciliation and the reruns read bronze one data file at a time
+(:mod:`~elt_platform.sources.ident.reconcile`), holding the source's key set at most. All tables are
+committed through one :class:`~elt_platform.sources.ident.staging.PiecewiseSliceTransaction`; the
+**watermarks advance last, inside it**, in one state-store transaction that checks nobody moved them
+meanwhile: a failed commit leaves them where they were, and a failed watermark write rolls the tables back.
 
 Rowversion reruns: the watermark's companion key ``ident:<db>:<table>:last_batch`` remembers the last
 batch and its range, so rerunning that batch re-reads the same lower bound (nothing lost, nothing twice);
@@ -30,31 +33,39 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import And, EqualTo, NotEqualTo
-from pyiceberg.table import Table as IcebergTable
 from sqlalchemy import select
 
 from elt_platform.bronze.arrow import records_to_arrow
-from elt_platform.bronze.transaction import SliceTransaction
-from elt_platform.iceberg.tables import BATCH_COLUMN, LINEAGE_NAMES, TableSpec, load_spec
-from elt_platform.iceberg.writer import CommitInfo, ensure_table
+from elt_platform.iceberg.tables import BATCH_COLUMN, LINEAGE_NAMES, load_spec
+from elt_platform.iceberg.writer import CommitInfo, ensure_table, release_freed_memory
 from elt_platform.sources.ident import queries
 from elt_platform.sources.ident.client import IdentClient, OdbcSettings
 from elt_platform.sources.ident.declarations import spec_path
 from elt_platform.sources.ident.manifest import Manifest, load_manifest, snake
+from elt_platform.sources.ident.reconcile import (
+    any_row,
+    gone_keys,
+    in_batch,
+    scan_batches,
+    source_keys,
+    superseded,
+)
+from elt_platform.sources.ident.staging import COMMIT_BYTES, PiecewiseSliceTransaction, Stage
 from elt_platform.state.schema import watermarks
 from elt_platform.state.store import StateStore, utcnow
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table as IcebergTable
 
 log = logging.getLogger(__name__)
 
@@ -103,45 +114,30 @@ class Summary:
         }
 
 
-class _Stage:
-    """One table's rows for the run as Arrow, spilled to Parquet chunk by chunk."""
-
-    def __init__(self, spec: TableSpec, directory: Path) -> None:
-        self.spec = spec
-        self.schema = spec.arrow_schema(lineage=False)
-        self.path = directory / f"{spec.identifier}.parquet"
-        self.rows = 0
-        self._writer: pq.ParquetWriter | None = None
-
-    def add(self, batch: pa.Table) -> None:
-        if not len(batch):
-            return
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
-        self._writer.write_table(batch.select(self.schema.names).cast(self.schema))
-        self.rows += len(batch)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def read(self) -> pa.Table:
-        self.close()
-        return pq.read_table(self.path, schema=self.schema) if self.rows else self.schema.empty_table()
-
-
 def _local(day: date, zone: str) -> datetime:
     """Midnight UTC of ``day`` as the clinic's wall clock (naive, like iDent's datetimes)."""
     return datetime.combine(day, time.min, tzinfo=UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
 
 
 def _chunk_to_arrow(
-    names: list[str], rows: list[tuple], spec: TableSpec, constants: Mapping[str, Any]
+    names: list[str], rows: Sequence[Sequence[Any]], schema: pa.Schema, constants: Mapping[str, Any]
 ) -> pa.Table:
-    columns = [snake(n) for n in names]
-    records = [dict(zip(columns, row, strict=True)) for row in rows]
-    return records_to_arrow(records, spec, constants)
+    """One ``fetchmany`` chunk in the stage's schema, built column by column.
+
+    Not :func:`~elt_platform.bronze.arrow.records_to_arrow`: a dict per row would double the chunk's
+    Python objects, and ODBC values are scalars (no nested value to turn into JSON).
+    """
+    position = {snake(n): i for i, n in enumerate(names)}
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    for f in schema:
+        if f.name in constants:
+            arrays.append(pa.repeat(pa.scalar(constants[f.name], f.type), len(rows)))
+        elif f.name in position and columns:
+            arrays.append(pa.array(columns[position[f.name]], type=f.type))
+        else:
+            arrays.append(pa.nulls(len(rows), f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 class _Run:
@@ -159,6 +155,7 @@ class _Run:
         catalog: Catalog,
         directory: Path,
         today: date,
+        commit_bytes: int = COMMIT_BYTES,
     ) -> None:
         self.manifest = manifest
         self.mode = mode
@@ -166,17 +163,19 @@ class _Run:
         self.run_id = run_id
         self.store = store
         self.catalog = catalog
+        self.directory = directory
+        self.commit_bytes = commit_bytes
         self.batch = f"{start.isoformat()}/{end.isoformat()}" if mode == "daily" else f"receptions/{run_id}"
         self.extract_date = today if mode == "receptions" else end - timedelta(days=1)
         names = [n for n, t in manifest.tables.items() if mode == "daily" or t.rowversion]
         self.specs = {n: load_spec(spec_path(n)) for n in names}
         self.tables: dict[str, IcebergTable] = {n: ensure_table(catalog, s) for n, s in self.specs.items()}
-        self.stages = {n: _Stage(s, directory) for n, s in self.specs.items()}
+        self.stages = {n: Stage(s, directory / f"{s.identifier}.parquet") for n, s in self.specs.items()}
         self.summary = Summary(mode=mode, batch_id=self.batch)
         #: key → (value read before the load, value to store after the commit)
         self.updates: dict[str, tuple[str | None, str]] = {}
         #: (table, database) → live rows kept from this batch's earlier commit, staged by reconcile()
-        self.kept_rows: dict[tuple[str, str], pa.Table] = {}
+        self.kept_rows: dict[tuple[str, str], Stage] = {}
 
     def constants(self, database: str) -> dict[str, Any]:
         return {"source_db": database, "extract_date": self.extract_date, "is_deleted": False}
@@ -185,11 +184,12 @@ class _Run:
         self, client: IdentClient, name: str, database: str, query: queries.Query, params: list
     ) -> list[Any]:
         """Stream a query into the table's stage; returns the max of each tracking column seen."""
-        table, spec, stage = self.manifest.tables[name], self.specs[name], self.stages[name]
+        table, stage = self.manifest.tables[name], self.stages[name]
         tracked = [snake(c) for c in table.tracking_columns]
         highest: list[Any] = [None] * len(tracked)
         for names, rows in client.stream(query, params):
-            batch = _chunk_to_arrow(names, rows, spec, self.constants(database))
+            batch = _chunk_to_arrow(names, rows, stage.schema, self.constants(database))
+            del rows
             for i, column in enumerate(tracked):
                 value = pc.max(batch.column(column)).as_py()
                 if value is not None and (highest[i] is None or value > highest[i]):
@@ -255,86 +255,67 @@ class _Run:
     def reconcile(self, client: IdentClient, name: str, database: str) -> None:
         """Tombstones for keys live in bronze (outside this batch) that the source no longer has."""
         key_columns = [snake(k) for k in self.manifest.tables[name].key]
-        chunks = [
-            pa.table(
-                [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in key_columns],
-                names=key_columns,
-            )
-            for _, rows in client.stream(queries.keys(self.manifest, name))
-        ]
         key_schema = pa.schema([self.specs[name].arrow_schema().field(c) for c in key_columns])
-        source = (
-            pa.concat_tables([c.cast(key_schema) for c in chunks]) if chunks else key_schema.empty_table()
-        )
-        live = live_keys(self.tables[name], key_columns, database=database, exclude_batch=self.batch)
+        source = source_keys(client.stream(queries.keys(self.manifest, name)), key_schema)
         kept = self.kept_rows.pop((name, database), None)
-        if kept is not None and len(kept):
+        gone = gone_keys(
+            self.tables[name],
+            source,
+            database=database,
+            exclude_batch=self.batch,
             # Rows kept from this batch's earlier commit were read then, not now: their keys may be gone.
-            both = pa.concat_tables([live, kept.select(key_columns).cast(live.schema)])
-            live = both.group_by(key_columns).aggregate([])
-        gone = live.join(source, key_columns, join_type="left anti") if len(live) else live
+            kept=kept.pieces(self.commit_bytes) if kept is not None else (),
+        )
+        del source
         if kept is not None:
-            self.stages[name].add(kept.join(gone, key_columns, join_type="left anti") if len(gone) else kept)
+            for piece in kept.pieces(self.commit_bytes):
+                self.stages[name].add(
+                    piece.join(gone, key_columns, join_type="left anti") if len(gone) else piece
+                )
         if len(gone):
             constants = {**self.constants(database), "is_deleted": True}
             self.stages[name].add(records_to_arrow(gone.to_pylist(), self.specs[name], constants))
         self.summary.count(self.summary.deleted, name, database, len(gone))
 
     def _committed_before(self, name: str, database: str) -> bool:
-        row_filter = And(
-            EqualTo(SLICE_COLUMN, self.batch),  # type: ignore[call-arg, misc, arg-type]  # pyiceberg's positional predicate constructor
-            EqualTo("source_db", database),  # type: ignore[call-arg, misc, arg-type]
-        )
-        return (
-            len(
-                self.tables[name]
-                .scan(row_filter=row_filter, selected_fields=("source_db",), limit=1)
-                .to_arrow()
-            )
-            > 0
-        )
+        return any_row(self.tables[name], in_batch(database, self.batch))
 
     def _keep_committed(self, name: str, database: str) -> int:
-        row_filter = And(
-            EqualTo(SLICE_COLUMN, self.batch),  # type: ignore[call-arg, misc, arg-type]  # pyiceberg's positional predicate constructor
-            EqualTo("source_db", database),  # type: ignore[call-arg, misc, arg-type]
-        )
-        kept = self.tables[name].scan(row_filter=row_filter).to_arrow()
-        kept = kept.drop_columns([c for c in kept.column_names if c in LINEAGE_NAMES])
-        kept = self._latest_versions_only(name, database, kept)
-        if self.mode == "daily" and self.manifest.tables[name].reconciled:
-            # reconcile() stages them less the keys deleted since, and writes every tombstone anew.
-            tombstone = pc.fill_null(kept.column("is_deleted"), False)
-            self.kept_rows[(name, database)] = kept.filter(pc.invert(tombstone))
-        else:
-            self.stages[name].add(kept)
-        return len(kept)
-
-    def _latest_versions_only(self, name: str, database: str, kept: pa.Table) -> pa.Table:
-        """Kept rows less those a later batch holds a newer version of (by the rowversion column).
+        """Stage the rows this batch committed before, less versions a later batch superseded.
 
         The writer stamps kept rows with this commit's ``_loaded_at``; a superseded version kept would
         then pass for the latest one (silver and reconciliation take the last load).
         """
+        table, spec = self.tables[name], self.specs[name]
         key_columns = [snake(k) for k in self.manifest.tables[name].key]
         version = snake(self.manifest.tables[name].rowversion or "")
-        if not len(kept) or version not in kept.column_names:
-            return kept
-        row_filter = And(
-            EqualTo("source_db", database),  # type: ignore[call-arg, misc, arg-type]
-            NotEqualTo(SLICE_COLUMN, self.batch),  # type: ignore[call-arg, misc, arg-type]
+        mine = [
+            pa.Table.from_batches([b])
+            for b in scan_batches(table, in_batch(database, self.batch), [*key_columns, version])
+        ]
+        if not any(len(t) for t in mine):
+            return 0
+        stale = superseded(table, pa.concat_tables(mine), version, database=database, batch=self.batch)
+        del mine
+        reconciled = self.mode == "daily" and self.manifest.tables[name].reconciled
+        # reconcile() stages them less the keys deleted since, and writes every tombstone anew.
+        target = (
+            Stage(spec, self.directory / f"{spec.identifier}.kept-{database}.parquet") if reconciled else None
         )
-        others = (
-            self.tables[name].scan(row_filter=row_filter, selected_fields=(*key_columns, version)).to_arrow()
-        )
-        if not len(others):
-            return kept
-        newest = others.group_by(key_columns).aggregate([(version, "max")])
-        joined = kept.join(newest, key_columns, join_type="left outer")
-        current = pc.fill_null(
-            pc.greater_equal(joined.column(version), joined.column(f"{version}_max")), True
-        )
-        return joined.filter(current).drop_columns([f"{version}_max"]).select(kept.column_names)
+        kept = 0
+        for batch in scan_batches(table, in_batch(database, self.batch)):
+            rows = pa.Table.from_batches([batch])
+            rows = rows.drop_columns([c for c in rows.column_names if c in LINEAGE_NAMES])
+            if len(stale):
+                rows = rows.join(stale, [*key_columns, version], join_type="left anti")
+            kept += len(rows)
+            if target is not None:
+                target.add(rows.filter(pc.invert(pc.fill_null(rows.column("is_deleted"), False))))
+            else:
+                self.stages[name].add(rows)
+        if target is not None:
+            self.kept_rows[(name, database)] = target
+        return kept
 
     def commit(self) -> None:
         commit = CommitInfo(
@@ -347,9 +328,10 @@ class _Run:
         )
         for stage in self.stages.values():
             stage.close()
-        with SliceTransaction(column=SLICE_COLUMN, values=[self.batch], commit=commit) as tx:
+        with PiecewiseSliceTransaction(column=SLICE_COLUMN, values=[self.batch], commit=commit) as tx:
             for name, table in self.tables.items():
-                self.summary.written[self.specs[name].identifier] = tx.replace(table, self.stages[name].read)
+                pieces = self.stages[name].pieces(self.commit_bytes)
+                self.summary.written[self.specs[name].identifier] = tx.replace_batches(table, pieces)
             advance_watermarks(self.store, self.updates)
         for key, (before, after) in self.updates.items():
             if not key.endswith(":last_batch"):
@@ -383,32 +365,6 @@ def advance_watermarks(store: StateStore, updates: Mapping[str, tuple[str | None
             store.upsert(conn, watermarks, {"key": key, "value": after, "updated_at": now})
 
 
-def live_keys(table: IcebergTable, key_columns: list[str], *, database: str, exclude_batch: str) -> pa.Table:
-    """Keys of ``database`` whose latest bronze row (outside ``exclude_batch``) is not a tombstone."""
-    row_filter = And(
-        EqualTo("source_db", database),  # type: ignore[call-arg, misc, arg-type]  # pyiceberg's positional predicate constructor
-        NotEqualTo(SLICE_COLUMN, exclude_batch),  # type: ignore[call-arg, misc, arg-type]
-    )
-    rows = table.scan(
-        row_filter=row_filter, selected_fields=(*key_columns, "is_deleted", "_loaded_at")
-    ).to_arrow()
-    if not len(rows):
-        return rows.select(key_columns)
-    stamp = pc.cast(rows.column("_loaded_at"), pa.int64())
-    rows = rows.append_column(
-        "live_at", pc.if_else(rows.column("is_deleted"), pa.scalar(None, pa.int64()), stamp)
-    )
-    rows = rows.append_column(
-        "dead_at", pc.if_else(rows.column("is_deleted"), stamp, pa.scalar(None, pa.int64()))
-    )
-    latest = rows.group_by(key_columns).aggregate([("live_at", "max"), ("dead_at", "max")])
-    alive = pc.or_kleene(
-        pc.is_null(latest.column("dead_at_max")),
-        pc.greater(latest.column("live_at_max"), latest.column("dead_at_max")),
-    )
-    return latest.filter(pc.fill_null(alive, False)).select(key_columns)
-
-
 def load(
     manifest: Manifest,
     start: date,
@@ -420,6 +376,7 @@ def load(
     store: StateStore,
     catalog: Catalog,
     today: date | None = None,
+    commit_bytes: int = COMMIT_BYTES,
 ) -> Summary:
     """Extract one run from every database of ``manifest`` into bronze, all tables or none.
 
@@ -433,6 +390,7 @@ def load(
         store: State store holding the watermarks.
         catalog: Lakehouse catalog.
         today: A micro-batch's ``extract_date`` (default: today in UTC).
+        commit_bytes: Arrow bytes per committed piece of a table (bounds the commit's memory).
 
     Returns:
         The run's :class:`Summary`.
@@ -447,7 +405,7 @@ def load(
     with tempfile.TemporaryDirectory(prefix="ident-stage-") as directory:
         run = _Run(
             manifest, mode=mode, start=start, end=end, run_id=run_id, store=store, catalog=catalog,
-            directory=Path(directory), today=today or datetime.now(UTC).date(),
+            directory=Path(directory), today=today or datetime.now(UTC).date(), commit_bytes=commit_bytes,
         )  # fmt: skip
         for database in manifest.databases:
             with open_client(database) as client:
@@ -461,6 +419,8 @@ def load(
                         run.load_full(client, name, database)
                     if mode == "daily" and table.reconciled:
                         run.reconcile(client, name, database)
+                    # What a table's read and scans freed would otherwise stay with the allocator.
+                    release_freed_memory()
         run.commit()
     log.info("ident %s %s: rows %s deleted %s", mode, run.batch, run.summary.rows, run.summary.deleted)
     return run.summary
@@ -510,7 +470,6 @@ __all__ = [
     "advance_watermarks",
     "extract_interval",
     "extract_receptions",
-    "live_keys",
     "load",
     "watermark_key",
 ]

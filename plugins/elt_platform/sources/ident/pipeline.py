@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from elt_platform.registry import Domain, Extract, Source
+from elt_platform.registry import Domain, Extract, IncrementalPath, Source
 
 OWNER = "data-platform"
 #: Tables of schemas/sources/ident.yaml, snake_cased (a test checks; declarations import nothing).
@@ -83,11 +83,21 @@ DOMAINS = (
         owner=OWNER,
         start_date=datetime(2024, 1, 1),
         dbt_settings="elt_platform.sources.ident.dbt:dbt_settings",
+        # The micro-batch's fast path: the reception chain merges the changed receptions; a daily load
+        # (or a day without a full build) rebuilds everything (dbt/macros/ident_incremental.sql).
+        incremental=IncrementalPath(
+            check="elt_platform.sources.ident.dbt:full_rebuild_reason",
+            silver=("stg_ident__receptions", "int_receptions_enriched"),
+            gold=("fct_ident__receptions", "out_bitrix24__deals", "out_amocrm__deals"),
+        ),
         doc=(
             "Build the clinic domain (iDent) with dbt: silver keeps the latest version of every reception, "
             "patient, staff member and treatment plan per database (tombstoned keys marked deleted); "
             "gold builds receptions, the reception funnel, treatment plans and doctor load by local day; "
-            "outbound builds the CRM deal feeds the reverse-ETL DAGs push."
+            "outbound builds the CRM deal feeds the reverse-ETL DAGs push.\n\n"
+            "After a micro-batch only the reception chain is built, incrementally (silver, "
+            "`gold.ident_receptions`, the deal feeds merge the changed receptions); after the daily load, "
+            "or when a table of the chain is missing, everything is rebuilt (`dbt --full-refresh`)."
         ),
     ),
 )

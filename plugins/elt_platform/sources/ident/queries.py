@@ -1,21 +1,22 @@
 """Every query the iDent extract sends, written once in T-SQL and rendered for the target dialect.
 
-The text is SQL Server's (brackets, ``TOP``, ``ISNULL``, ``CAST(… AS BIGINT)``); :func:`render` parses it
-with sqlglot and writes it back for the connection's dialect: ``tsql`` (SQL Server, unchanged in meaning)
-or ``postgres`` (the sandbox: psqlODBC over PostgreSQL with the same quoted CamelCase names). Parameters
-are ODBC ``?`` markers in every dialect (sqlglot would write ``%s`` for postgres; pyodbc needs ``?``).
+The text is SQL Server's (brackets, ``TOP``, ``ISNULL``, ``CAST(… AS BIGINT)``) and goes to SQL Server as
+written (a test parses every query as T-SQL); :func:`render` translates it with sqlglot for another
+dialect: ``postgres`` (the sandbox: psqlODBC over PostgreSQL with the same quoted CamelCase names).
+Parameters are ODBC ``?`` markers in every dialect (sqlglot would write ``%s`` for postgres; pyodbc needs
+``?``). sqlglot (~8 MB) is imported only to translate: a SQL Server extract never loads it.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal
-
-import sqlglot
-from sqlglot import exp
+from typing import TYPE_CHECKING, Literal
 
 from elt_platform.sources.ident.manifest import Manifest, Table
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 Dialect = Literal["tsql", "postgres"]
 
@@ -115,19 +116,23 @@ def all_queries(manifest: Manifest, dialect: Dialect = "tsql") -> list[Query]:
 
 
 def _odbc_markers(node: exp.Expression) -> exp.Expression:
+    from sqlglot import exp
+
     return exp.var("?") if isinstance(node, exp.Placeholder) else node
 
 
 @functools.lru_cache(maxsize=512)
 def render(tsql: str, dialect: Dialect) -> str:
-    """``tsql`` for ``dialect``: identifiers quoted (case kept), ``?`` parameters kept.
+    """``tsql`` for ``dialect``: as written for ``tsql``; else identifiers quoted (case kept), ``?`` kept.
 
     Raises:
-        sqlglot.errors.ParseError: the text is not valid T-SQL.
+        sqlglot.errors.ParseError: the text is not valid T-SQL (another dialect).
     """
-    tree = sqlglot.parse_one(tsql, read="tsql")
     if dialect == "tsql":
-        return tree.sql(dialect="tsql")
+        return tsql
+    import sqlglot
+
+    tree = sqlglot.parse_one(tsql, read="tsql")
     return tree.transform(_odbc_markers).sql(dialect=dialect, identify=True)
 
 

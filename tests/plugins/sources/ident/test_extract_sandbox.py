@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
-from elt_platform.bronze.transaction import SliceTransaction
 from elt_platform.iceberg.tables import load_spec
 from elt_platform.sources.ident.client import IdentClient, OdbcSettings
 from elt_platform.sources.ident.declarations import spec_path
 from elt_platform.sources.ident.extract import get, load, watermark_key
 from elt_platform.sources.ident.manifest import load_manifest
+from elt_platform.sources.ident.staging import PiecewiseSliceTransaction
 
 pyodbc = pytest.importorskip("pyodbc")
 cluster_module = pytest.importorskip("elt_platform.sandbox.ident.cluster")
@@ -97,7 +98,7 @@ def _rows(catalog, table: str, batch: str | None = None):
     return data
 
 
-def _run(opener, store, catalog, *, mode, run_id, start=DAY, end=DAY + timedelta(days=1)):
+def _run(opener, store, catalog, *, mode, run_id, start=DAY, end=DAY + timedelta(days=1), **options):
     return load(
         MANIFEST,
         start,
@@ -108,7 +109,19 @@ def _run(opener, store, catalog, *, mode, run_id, start=DAY, end=DAY + timedelta
         store=store,
         catalog=catalog,
         today=DAY,
+        **options,
     )
+
+
+def _source_count(opener, table: str) -> int:
+    total = 0
+    for db in opener.databases.values():
+        conn = pyodbc.connect(db.odbc)
+        try:
+            total += conn.cursor().execute(f'SELECT COUNT(*) FROM dbo."{table}"').fetchone()[0]
+        finally:
+            conn.close()
+    return total
 
 
 def test_receptions_incremental_exactly_once(opener, store, catalog, clock):
@@ -135,10 +148,10 @@ def test_failed_commit_keeps_watermark(opener, store, catalog, clock, monkeypatc
     before = get(store, key)
     _tick_all(opener, clock())
 
-    def fail(self, table, rows):
+    def fail(self, table, batches):
         raise RuntimeError("injected commit failure")
 
-    monkeypatch.setattr(SliceTransaction, "replace", fail)
+    monkeypatch.setattr(PiecewiseSliceTransaction, "replace_batches", fail)
     with pytest.raises(RuntimeError, match="injected"):
         _run(opener, store, catalog, mode="receptions", run_id="f2")
     assert get(store, key) == before
@@ -235,3 +248,31 @@ def test_initial_daily_load_reads_the_whole_history_and_its_rerun_too(opener, st
             for key in MANIFEST.databases:
                 assert summary.rows[name][key] == source[name, key], (run_id, name, key)
                 assert len(_rows(catalog, name)) == sum(source[name, k] for k in MANIFEST.databases)
+
+
+def test_a_slice_commits_in_pieces_as_one_transaction_and_reruns_to_the_same_rows(opener, store, catalog):
+    """Pieces of ~4 KiB: Receptions' slice is written a piece (a row group) at a time, in one commit."""
+    start, end = DAY + timedelta(days=7), DAY + timedelta(days=8)
+    expected = _source_count(opener, "Receptions")
+    identifier = load_spec(spec_path("Receptions")).identifier
+
+    def committed():
+        table = catalog.load_table(identifier)
+        rows = table.scan(selected_fields=("source_db", "id", "row_version")).to_arrow()
+        keys = list(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
+        groups = []
+        for path in table.inspect.files().column("file_path").to_pylist():
+            meta = pq.read_metadata(path.removeprefix("file://"))
+            groups += [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        return keys, groups, len(table.metadata.metadata_log)
+
+    first = _run(opener, store, catalog, mode="daily", run_id="p1", start=start, end=end, commit_bytes=4096)
+    keys, groups, commits = committed()
+    _run(opener, store, catalog, mode="daily", run_id="p1-rerun", start=start, end=end, commit_bytes=4096)
+    again, groups_again, commits_again = committed()
+
+    assert first.written[identifier] == expected == len(keys) == len(set(keys))
+    assert len(groups) > 2 and max(groups) < expected and sum(groups) == expected
+    assert commits_again == commits + 1  # the rerun's delete and its pieces: one commit
+    assert sorted(again) == sorted(keys)
+    assert len(groups_again) > 2 and sum(groups_again) == expected

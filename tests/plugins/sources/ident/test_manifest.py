@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import sqlglot
@@ -123,6 +126,19 @@ def test_every_query_round_trips(dialect):
         if dialect == "postgres":
             assert "[" not in sql and "ISNULL" not in sql, query.name
             sqlglot.parse_one(sql.replace("?", "NULL"), read="postgres")
+
+
+def test_sql_server_gets_the_text_as_written_without_loading_sqlglot():
+    assert all(q.render("tsql") == q.tsql for q in queries.all_queries(MANIFEST, "tsql"))
+    probe = (
+        "import sys; from elt_platform.sources.ident import extract, queries;"
+        "from elt_platform.sources.ident.manifest import load_manifest;"
+        "[q.render('tsql') for q in queries.all_queries(load_manifest())];"
+        "print('sqlglot' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.strip() == "False"
 
 
 def test_postgres_rendering_quotes_camel_case():

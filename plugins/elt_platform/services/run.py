@@ -222,11 +222,8 @@ def drive(first: date, last: date, *, logs: Path, timeout: float, out: TextIO) -
     reg = registry()
     intervals = [s.extracts[0].dag_id for s in reg.sources.values() if s.extracts[0].kind == "interval"]
     packages = [e.dag_id for s in reg.sources.values() for e in s.extracts if e.kind == "package"]
-    package_domains = [
-        d
-        for d in reg.domains.values()
-        if {e.dag_id for e in reg.sources[d.sources[0]].extracts} & set(packages)
-    ]
+    package_sources = [s.name for s in reg.sources.values() if any(e.kind == "package" for e in s.extracts)]
+    package_domains = [d for name in package_sources for d in reg.domains_of(name)]
     destinations = [d.dag_id for d in reg.destinations.values()]
     every = intervals + packages + [d.dag_id for d in reg.domains.values()] + destinations
     _wait_parsed(every, timeout=300)

@@ -23,8 +23,6 @@ new, renamed and removed fields per entity are logged and returned (silver maps 
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
 import tempfile
 from collections import Counter
@@ -44,7 +42,7 @@ from elt_platform.bronze.arrow import records_to_arrow
 from elt_platform.bronze.slices import days
 from elt_platform.bronze.transaction import SliceTransaction, StagedRows
 from elt_platform.iceberg.tables import TableSpec, load_spec
-from elt_platform.iceberg.writer import CommitInfo, ensure_table
+from elt_platform.iceberg.writer import CommitInfo, ensure_table, release_freed_memory
 from elt_platform.landing import land
 from elt_platform.sources.amocrm.parsing import SHAPES, custom_field_changes, page_records, parse_records
 from elt_platform.sources.amocrm.settings import (
@@ -397,28 +395,6 @@ def commit_all(staged: Iterable[tuple[Table, str, list[Any], StagedRows, CommitI
             written[".".join(table.name())] += transaction.replace(table, rows)
             release_freed_memory()
     return dict(written)
-
-
-def release_freed_memory() -> None:
-    """Give memory freed by a commit back to the OS before the next group is read.
-
-    Arrow's pool (mimalloc) keeps freed buffers, and glibc keeps the heap the Parquet/Avro writers' threads
-    freed in their arenas: without this, a backfill's RSS settled ~170 MB above what it used
-    (``bench/amocrm_extract.py``). ``malloc_trim`` exists on glibc only; elsewhere only the pool is released.
-    """
-    pa.default_memory_pool().release_unused()
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _glibc() -> Any:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (macOS, musl)
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None
 
 
 def load_interval(

@@ -26,7 +26,9 @@ from elt_platform.reverse_etl import feed
 from elt_platform.reverse_etl.adapter import DestinationAdapter
 from elt_platform.reverse_etl.plan import (
     CREATE_ACTIONS,
+    INTENT,
     INVALID,
+    RECOVER,
     REVIEW,
     REVIEW_ACTION,
     SKIP_PROTECTED,
@@ -195,6 +197,70 @@ def execute_run(
     destination = _destination(name)
     store = store or open_state_store()
     decisions = [_decision(row) for row in outbox.plan_rows(store, name, run_id) if row["outcome"] is None]
+    opened: list[DestinationAdapter] = []  # the adapter this call opened, when it needed one
+
+    def the_adapter() -> DestinationAdapter:
+        if adapter is not None:
+            return adapter
+        if not opened:
+            opened.append(_adapter(destination))
+        return opened[0]
+
+    try:
+        decisions = _after_an_interrupted_attempt(store, destination, run_id, decisions, the_adapter)
+        return _execute(store, destination, run_id, decisions, the_adapter)
+    finally:
+        for own in opened:
+            own.close()
+
+
+def _after_an_interrupted_attempt(
+    store: StateStore,
+    destination: Destination,
+    run_id: str,
+    decisions: list[Decision],
+    adapter: Callable[[], DestinationAdapter],
+) -> list[Decision]:
+    """The decisions to execute when an earlier attempt of this run (a task retry after the worker
+    died) left records in ``intent``: its writes may have reached the CRM without their outcome being
+    recorded, so every write not yet done is looked up in the CRM again (by external id first, as a plan
+    does) and the plan rows are replaced. Without an interrupted attempt: ``decisions`` unchanged."""
+    name = destination.name
+    writes = [d for d in decisions if d.action in WRITE_ACTIONS]
+    current = outbox.load_records(store, name, [d.external_id for d in writes]) if writes else {}
+    interrupted = {i for i, r in current.items() if r.status == INTENT}
+    if not interrupted:
+        return decisions
+    log.warning(
+        "%s: an earlier attempt of run %s stopped with %d write(s) sent or about to be sent and no outcome "
+        "recorded; the %d write(s) not done yet are looked up in the CRM again before anything is sent",
+        destination.title,
+        run_id,
+        len(interrupted),
+        len(writes),
+    )
+    candidates = [
+        Candidate(
+            d.external_id,
+            RECOVER if d.external_id in interrupted else d.candidate.reason,
+            d.candidate.row,
+            current.get(d.external_id),
+        )
+        for d in writes
+    ]
+    fresh = adapter().resolve(candidates)
+    outbox.save_plan(store, name, run_id, fresh)
+    return [d for d in decisions if d.action not in WRITE_ACTIONS] + fresh
+
+
+def _execute(
+    store: StateStore,
+    destination: Destination,
+    run_id: str,
+    decisions: list[Decision],
+    adapter: Callable[[], DestinationAdapter],
+) -> dict[str, int]:
+    name = destination.name
     by_action: dict[str, list[Decision]] = {}
     for decision in decisions:
         by_action.setdefault(decision.action, []).append(decision)
@@ -212,37 +278,32 @@ def execute_run(
     writes = [d for d in decisions if d.action in WRITE_ACTIONS]
     if not writes:
         return dict(counts)
-    own_adapter = adapter is None
-    adapter = adapter or _adapter(destination)
-    try:
-        for start in range(0, len(writes), adapter.chunk_size):
-            chunk = writes[start : start + adapter.chunk_size]
-            outbox.mark_intent(store, name, run_id, [d.external_id for d in chunk])
-            outcomes = adapter.execute(chunk)
-            result = outbox.record_outcomes(
-                store,
-                name,
-                run_id,
-                {d.external_id: d for d in chunk},
-                outcomes,
-                max_attempts=destination.max_attempts,
-            )
-            ok = {o.external_id for o in outcomes if o.ok}
-            for decision in chunk:
-                if decision.external_id in ok:
-                    counts["created" if decision.action in CREATE_ACTIONS else "updated"] += 1
-            counts["failed"] += result["failed"]
-            counts["dead"] += result["dead"]
-            log.info(
-                "%s: %d/%d writes done (%d failed so far)",
-                destination.title,
-                min(start + len(chunk), len(writes)),
-                len(writes),
-                counts["failed"] + counts["dead"],
-            )
-    finally:
-        if own_adapter:
-            adapter.close()
+    step = adapter().chunk_size
+    for start in range(0, len(writes), step):
+        chunk = writes[start : start + step]
+        outbox.mark_intent(store, name, run_id, [d.external_id for d in chunk])
+        outcomes = adapter().execute(chunk)
+        result = outbox.record_outcomes(
+            store,
+            name,
+            run_id,
+            {d.external_id: d for d in chunk},
+            outcomes,
+            max_attempts=destination.max_attempts,
+        )
+        ok = {o.external_id for o in outcomes if o.ok}
+        for decision in chunk:
+            if decision.external_id in ok:
+                counts["created" if decision.action in CREATE_ACTIONS else "updated"] += 1
+        counts["failed"] += result["failed"]
+        counts["dead"] += result["dead"]
+        log.info(
+            "%s: %d/%d writes done (%d failed so far)",
+            destination.title,
+            min(start + len(chunk), len(writes)),
+            len(writes),
+            counts["failed"] + counts["dead"],
+        )
     return dict(counts)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from elt_platform.reverse_etl.plan import (
     DEAD,
@@ -46,25 +46,43 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else {}
 
 
+#: External ids per ``IN (…)`` list: each is one bind parameter, and Postgres (psycopg) refuses a
+#: statement of more than 65,535 — a run skipping 100,000 unchanged rows would fail on every retry.
+MAX_IDS_PER_STATEMENT = 10_000
+
+
+def _slices(external_ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(external_ids), MAX_IDS_PER_STATEMENT):
+        yield external_ids[start : start + MAX_IDS_PER_STATEMENT]
+
+
 def _records_by_id(conn: Any, destination: str, external_ids: list[str]) -> dict[str, Any]:
     """The outbox rows of ``external_ids`` (inside the caller's transaction), by external id."""
-    rows = conn.execute(
-        select(reverse_etl_records).where(
-            and_(
-                reverse_etl_records.c.destination == destination,
-                reverse_etl_records.c.external_id.in_(external_ids),
-            )
-        )
-    ).all()
-    return {r.external_id: r for r in rows}
-
-
-def load_records(store: StateStore, destination: str) -> dict[str, Record]:
-    """Every outbox record of ``destination`` by external id."""
-    with store.transaction(write=False) as conn:
+    found: dict[str, Any] = {}
+    for ids in _slices(external_ids):
         rows = conn.execute(
-            select(reverse_etl_records).where(reverse_etl_records.c.destination == destination)
+            select(reverse_etl_records).where(
+                and_(
+                    reverse_etl_records.c.destination == destination,
+                    reverse_etl_records.c.external_id.in_(ids),
+                )
+            )
         ).all()
+        found.update((r.external_id, r) for r in rows)
+    return found
+
+
+def load_records(
+    store: StateStore, destination: str, external_ids: list[str] | None = None
+) -> dict[str, Record]:
+    """The outbox records of ``destination`` by external id: every one, or those of ``external_ids``."""
+    with store.transaction(write=False) as conn:
+        if external_ids is not None:
+            rows = list(_records_by_id(conn, destination, external_ids).values())
+        else:
+            rows = conn.execute(
+                select(reverse_etl_records).where(reverse_etl_records.c.destination == destination)
+            ).all()
     return {
         r.external_id: Record(
             destination=r.destination,
@@ -234,34 +252,41 @@ def record_outcomes(
             )
             plan_updates.append(
                 {
-                    "run_id": run_id,
-                    "destination": destination,
-                    "external_id": outcome.external_id,
-                    "outcome": "sent" if outcome.ok else status,
-                    "error": error,
-                    "crm_ids": _dumps({**decision.crm_ids, **outcome.crm_ids}),
-                    "updated_at": now,
+                    "run_id_": run_id,
+                    "destination_": destination,
+                    "external_id_": outcome.external_id,
+                    "outcome_": "sent" if outcome.ok else status,
+                    "error_": error,
+                    "crm_ids_": _dumps({**decision.crm_ids, **outcome.crm_ids}),
+                    "updated_at_": now,
                 }
             )
         store.upsert_many(conn, reverse_etl_records, records)
-        for values in plan_updates:
-            conn.execute(
-                update(reverse_etl_plan)
-                .where(
-                    and_(
-                        reverse_etl_plan.c.run_id == values["run_id"],
-                        reverse_etl_plan.c.destination == values["destination"],
-                        reverse_etl_plan.c.external_id == values["external_id"],
-                    )
-                )
-                .values(
-                    outcome=values["outcome"],
-                    error=values["error"],
-                    crm_ids=values["crm_ids"],
-                    updated_at=values["updated_at"],
-                )
-            )
+        if plan_updates:
+            # One statement, executed for every row: building a statement per row cost ~0.2 ms each
+            # (most of an execute of 100,000 outcomes).
+            conn.execute(_PLAN_OUTCOME, plan_updates)
     return counts
+
+
+#: :func:`record_outcomes`' update of one plan row; bind names differ from the columns', which
+#: SQLAlchemy reserves for the SET clause.
+_PLAN_OUTCOME = (
+    update(reverse_etl_plan)
+    .where(
+        and_(
+            reverse_etl_plan.c.run_id == bindparam("run_id_"),
+            reverse_etl_plan.c.destination == bindparam("destination_"),
+            reverse_etl_plan.c.external_id == bindparam("external_id_"),
+        )
+    )
+    .values(
+        outcome=bindparam("outcome_", type_=reverse_etl_plan.c.outcome.type),
+        error=bindparam("error_", type_=reverse_etl_plan.c.error.type),
+        crm_ids=bindparam("crm_ids_", type_=reverse_etl_plan.c.crm_ids.type),
+        updated_at=bindparam("updated_at_", type_=reverse_etl_plan.c.updated_at.type),
+    )
+)
 
 
 def record_without_write(
@@ -293,17 +318,18 @@ def record_without_write(
                 }
             )
         store.upsert_many(conn, reverse_etl_records, rows)
-        conn.execute(
-            update(reverse_etl_plan)
-            .where(
-                and_(
-                    reverse_etl_plan.c.run_id == run_id,
-                    reverse_etl_plan.c.destination == destination,
-                    reverse_etl_plan.c.external_id.in_([d.external_id for d in decisions]),
+        for ids in _slices([d.external_id for d in decisions]):
+            conn.execute(
+                update(reverse_etl_plan)
+                .where(
+                    and_(
+                        reverse_etl_plan.c.run_id == run_id,
+                        reverse_etl_plan.c.destination == destination,
+                        reverse_etl_plan.c.external_id.in_(ids),
+                    )
                 )
+                .values(outcome=REVIEW if status == REVIEW else SKIPPED, updated_at=now)
             )
-            .values(outcome=REVIEW if status == REVIEW else SKIPPED, updated_at=now)
-        )
 
 
 def finish_run(

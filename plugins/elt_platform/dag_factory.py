@@ -120,8 +120,12 @@ def build_extract_dag(source: Source, extract: Extract) -> DAG:
 
             @task(task_id="quality_gate_bronze", outlets=[trigger])
             def quality_gate_bronze(loaded: dict) -> dict:
-                from elt_platform.runs.extract import gate_interval
+                from airflow.sdk.exceptions import AirflowSkipException
 
+                from elt_platform.runs.extract import NOTHING_NEW, gate_interval
+
+                if loaded.get(NOTHING_NEW):  # a micro-batch that found no change: nothing to hand on
+                    raise AirflowSkipException("nothing changed at the source since the last run")
                 context = get_current_context()
                 results = gate_interval(source.name, loaded, run_id=loaded["run_id"], dag_id=extract.dag_id)
                 context["outlet_events"][trigger].extra = {

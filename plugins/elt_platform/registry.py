@@ -58,6 +58,10 @@ class Extract:
         retry_delay: pause before a task retry.
         doc: what the DAG does (``doc_md``), for the Airflow UI.
         tags: extra tags.
+        changes_only: each run loads only what changed at the source since the previous run (a
+            micro-batch whose slice is the run). A run that wrote no row hands nothing on: no ledger
+            slice, its gate skipped, so no asset event wakes the transform for nothing. The call's
+            summary then carries ``written`` (bronze table → rows written).
     """
 
     dag_id: str
@@ -71,6 +75,7 @@ class Extract:
     max_active_runs: int = 4
     retry_delay: timedelta = timedelta(minutes=5)
     tags: tuple[str, ...] = ()
+    changes_only: bool = False
 
 
 @dataclass(frozen=True)

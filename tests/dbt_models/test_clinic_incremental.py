@@ -151,12 +151,16 @@ def _snapshot() -> dict[str, dict[tuple, dict]]:
 
 
 def _build(*, incremental: bool) -> None:
+    """As transform_clinic builds: the fast path in one dbt invocation, a full rebuild layer by layer."""
     from elt_platform.registry import registry
-    from elt_platform.transform.layers import build_layer
+    from elt_platform.transform.layers import build_fast_path, build_layer
 
     domain = registry().domains["clinic"]
+    if incremental:
+        build_fast_path(domain)
+        return
     for layer in ("silver", "gold"):
-        build_layer(domain, layer, None, None, incremental=incremental)
+        build_layer(domain, layer, None, None)
 
 
 @pytest.fixture(scope="module")

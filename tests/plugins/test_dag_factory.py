@@ -46,6 +46,14 @@ SOURCE = Source(
             schedule="0 3 * * *",
             doc="fake things",
         ),
+        Extract(
+            dag_id="extract_fakesrc_changes",
+            kind="interval",
+            call="elt_platform.sources.fakesrc.extract:changes",
+            schedule="* * * * *",
+            doc="fake micro-batch",
+            changes_only=True,
+        ),
     ),
     bronze_tables=("bronze.fakesrc_things",),
     trigger_table="bronze.fakesrc_things",
@@ -71,6 +79,13 @@ CALLS = []
 def extract(start, end, *, run_id):
     CALLS.append((start, end, run_id))
     return {"days": (end - start).days, "events": 7 * (end - start).days}
+
+
+WRITTEN = [0, 3]  # rows each micro-batch writes, in turn
+
+
+def changes(start, end, *, run_id):
+    return {"written": {"bronze.fakesrc_things": WRITTEN.pop(0)}}
 """
 
 
@@ -255,6 +270,25 @@ def test_a_new_source_runs_through_the_ledger_end_to_end(fake_source, monkeypatc
     assert {t.task_id: t.state for t in again.tasks}["claim_pending"] == "skipped"
 
 
+def test_a_micro_batch_that_wrote_nothing_wakes_nothing_downstream(fake_source):
+    """A changes-only extract with no row written: no ledger slice, gate skipped (so no asset event);
+    the next one with rows is handed on as usual."""
+    from elt_platform.local_run import run_dag
+    from elt_platform.state import TransformLedger, open_state_store
+
+    ledger = TransformLedger(open_state_store(), "fakedomain")
+    conf = {"start_date": "2025-03-10", "end_date": "2025-03-11"}
+
+    empty = run_dag("extract_fakesrc_changes", conf)
+    states = {t.task_id: t.state for t in empty.tasks}
+    assert states == {"extract_to_bronze": "success", "quality_gate_bronze": "skipped"}
+    assert ledger.pending() == []
+
+    some = run_dag("extract_fakesrc_changes", conf)
+    assert {t.task_id: t.state for t in some.tasks}["quality_gate_bronze"] == "success"
+    assert [e.slice_key for e in ledger.pending()] == ["2025-03-10/2025-03-11"]
+
+
 def test_a_failed_transform_leaves_its_intervals_pending(fake_source, monkeypatch):
     from elt_platform.local_run import run_dag
     from elt_platform.state import TransformLedger, open_state_store
@@ -287,3 +321,36 @@ def test_an_inverted_interval_fails_at_once_without_retry(fake_source):
     # AirflowFailException fails it at once.
     assert report.state == "failed"
     assert {t.task_id: t.state for t in report.tasks}["extract_to_bronze"] == "failed"
+
+
+def test_the_fast_path_is_one_dbt_invocation_by_the_silver_task(monkeypatch):
+    """Incremental work: silver builds the fast path's silver and gold models at once, gold builds
+    nothing more (its task only emits the assets); full work: each layer in its own invocation."""
+    from elt_platform.runs import transform as runs_transform
+    from elt_platform.transform import dbt as transform_dbt
+
+    invocations: list[list[str]] = []
+
+    def fake_run_dbt(args, **_):
+        invocations.append(list(args))
+        return type("Summary", (), {"statuses": {"success": 5}})()
+
+    monkeypatch.setattr(transform_dbt, "run_dbt", fake_run_dbt)
+    monkeypatch.setattr("elt_platform.transform.layers.run_dbt", fake_run_dbt)
+    fast = registry().domains["clinic"].incremental
+    assert fast is not None
+    work = {"intervals": [], "slices": 1, "full": True, "incremental": True, "reason": None}
+
+    assert runs_transform.build("clinic", "silver", work) == {"success": 5}
+    assert runs_transform.build("clinic", "gold", work) == {}
+    assert len(invocations) == 1
+    selected = invocations[0][
+        invocations[0].index("--select") + 1 : invocations[0].index("--exclude-resource-type")
+    ]
+    assert selected == [*fast.silver, *fast.gold] and "--full-refresh" not in invocations[0]
+
+    invocations.clear()
+    full = {**work, "incremental": False}
+    runs_transform.build("clinic", "silver", full)
+    runs_transform.build("clinic", "gold", full)
+    assert len(invocations) == 2 and all("--full-refresh" in args for args in invocations)

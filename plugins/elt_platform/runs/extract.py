@@ -3,6 +3,8 @@
 The ledger row of a slice is written by the same task that committed it (status ``loaded``) and
 becomes ``pending`` only once the bronze quality gate passed: a transform never builds a slice that
 failed its gate, and a slice that reached bronze is never forgotten whatever happens to asset events.
+A ``changes_only`` extract (a micro-batch) that wrote nothing records no slice and says so
+(:data:`NOTHING_NEW` in its summary): its DAG skips the gate, so no asset event is emitted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from datetime import date
 from elt_platform.registry import Extract, Source, call, registry
 
 log = logging.getLogger(__name__)
+
+#: Summary key of a ``changes_only`` run that wrote no row.
+NOTHING_NEW = "nothing_new"
 
 
 def interval_key(start: date, end: date) -> str:
@@ -36,10 +41,16 @@ def load_interval(source_name: str, dag_id: str, start: date, end: date, *, run_
     source = registry().sources[source_name]
     extract = _extract(source, dag_id)
     summary = call(extract.call, start, end, run_id=run_id, **dict(extract.options))
+    done = {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id, **summary}
+    if extract.changes_only and not any((summary.get("written") or {}).values()):
+        log.info(
+            "%s: nothing changed at the source since the last run; nothing handed to the transform", dag_id
+        )
+        return {**done, NOTHING_NEW: True}
     key = interval_key(start, end)
     for ledger in _ledgers(source):
         ledger.record(source.name, key, start=start, end=end, run_id=run_id, status="loaded")
-    return {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id, **summary}
+    return done
 
 
 def gate_interval(source_name: str, loaded: dict, *, run_id: str, dag_id: str | None = None) -> dict:

@@ -26,34 +26,42 @@ def domain_settings(domain: Domain) -> DbtSettings:
     return call(domain.dbt_settings)
 
 
-def build_layer(
-    domain: Domain, layer: str, start: date | None, end: date | None, *, incremental: bool = False
-) -> DbtRunSummary:
+def build_layer(domain: Domain, layer: str, start: date | None, end: date | None) -> DbtRunSummary:
     """``dbt build`` the ``layer`` models of ``domain`` for ``[start, end)`` (None: everything).
 
-    Args:
-        domain / layer / start / end: what to build.
-        incremental: build only the domain's fast path (``Domain.incremental``), its incremental models
-            merging what changed since their last build. Otherwise a domain with a fast path is rebuilt
-            with ``--full-refresh``, so its incremental models start over from all of bronze.
+    A domain with a fast path is rebuilt with ``--full-refresh``, so its incremental models start over
+    from all of bronze (:func:`build_fast_path` merges the changes instead).
 
     Raises:
-        ValueError: unknown layer, or ``incremental`` for a domain without a fast path.
+        ValueError: unknown layer.
         DbtRunError: a model or test failed.
     """
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; expected one of {LAYERS}")
-    fast = domain.incremental
-    if incremental and fast is None:
-        raise ValueError(f"domain {domain.name!r} has no incremental path")
-    if incremental and fast is not None:
-        select = list(fast.silver if layer == "silver" else fast.gold)
-    else:
-        select = domain.silver_selectors() if layer == "silver" else domain.gold_selectors()
-    refresh = ["--full-refresh"] if fast is not None and not incremental else []
+    select = domain.silver_selectors() if layer == "silver" else domain.gold_selectors()
+    refresh = ["--full-refresh"] if domain.incremental is not None else []
     settings = domain_settings(domain)
     return run_dbt(
         ["build", "--select", *select, *refresh, "--exclude-resource-type", "unit_test"],
         dbt_vars={**settings.vars, **interval_vars(start, end)},
+        spark_conf=settings.spark_conf,
+    )
+
+
+def build_fast_path(domain: Domain) -> DbtRunSummary:
+    """``dbt build`` the domain's fast path, silver and gold models in one invocation, merging what
+    changed since their last build (models and their data tests in DAG order).
+
+    Raises:
+        ValueError: the domain has no fast path.
+        DbtRunError: a model or test failed.
+    """
+    fast = domain.incremental
+    if fast is None:
+        raise ValueError(f"domain {domain.name!r} has no incremental path")
+    settings = domain_settings(domain)
+    return run_dbt(
+        ["build", "--select", *fast.silver, *fast.gold, "--exclude-resource-type", "unit_test"],
+        dbt_vars={**settings.vars, **interval_vars(None, None)},
         spark_conf=settings.spark_conf,
     )

@@ -1,8 +1,9 @@
 """HTTP client for Bitrix24 REST (incoming webhook) on top of the shared HTTP layer.
 
 The only module of the destination that calls Bitrix24. Session, retries with backoff, the per-account
-request budget (the portal's leaky bucket: burst 50, 2 requests/s), the breaker, secret masking and the
-error taxonomy come from :class:`~elt_platform.http.client.HttpClient`; this module adds:
+request budget (the portal's leaky bucket of 50 drained at 2 requests/s; the client bursts 48), the
+breaker, secret masking and the error taxonomy come from :class:`~elt_platform.http.client.HttpClient`;
+this module adds:
 
 * :meth:`Bitrix24Client.call`: one method, ``POST <webhook>/<method>.json`` with a JSON body. An error body
   (``{"error", "error_description"}``, often with an empty code) raises a
@@ -213,8 +214,8 @@ class Bitrix24Client:
         """Build a client from the ``crm_bitrix24`` connection (see :mod:`.connection` for its fields).
 
         Requests draw from the portal's budget and breaker in the state store (``bitrix24:<portal host>``,
-        the connection's ``requests_per_second``/``burst``; 2/s and 50 by default), shared by every task
-        and process calling the portal.
+        the connection's ``requests_per_second``/``burst``; 2/s and 48 by default, the portal's 50 minus a
+        margin), shared by every task and process calling the portal.
 
         Args:
             conn_id: The Airflow connection id, read with ``BaseHook.get_connection`` unless ``connection``

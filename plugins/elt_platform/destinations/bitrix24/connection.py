@@ -97,7 +97,7 @@ class ConnectionConfig:
         webhook_url: ``https://<portal>/rest/<user id>/<token>/`` (a secret: never log it).
         account: ``bitrix24:<portal host>``.
         requests_per_second: The portal's drain rate (``extra.requests_per_second``, default 2).
-        burst: The portal's bucket (``extra.burst``, default 50).
+        burst: The portal's bucket (``extra.burst``, default 48: the portal's 50 minus a margin).
         max_retries: ``extra.max_retries``, or None for the HTTP layer's default.
     """
 

@@ -132,3 +132,22 @@ def test_operation_time_limit_is_waited_once_then_reported(portal) -> None:
 
     assert slept == [7]
     assert portal.stats()["requests"] == 3  # two tries of the blocked method, one of the other
+
+
+def test_the_default_burst_drains_the_portals_bucket_without_a_503() -> None:
+    # The portal's bucket is the standard plan's 50 calls, drained 10 times faster than 2/s so that the
+    # test sends the bucket and 2 seconds' worth of calls in about 2 seconds; the client runs at the same
+    # rate with its default burst. A client bucket as large as the portal's (burst=50) met one 503 here on
+    # every run, when it first ran dry.
+    drain = 20.0
+    calls = 50 + int(2 * drain)
+    with (
+        sandbox_server.Bitrix24SandboxServer(token=TOKEN, burst=50, drain_per_second=drain) as portal,
+        Bitrix24Client(portal.webhook_url, requests_per_second=drain, max_retries=0) as client,
+    ):
+        for _ in range(calls):
+            client.call("crm.deal.list")
+        stats = portal.stats()
+
+    assert stats["by_status"] == {"200": calls}
+    assert stats["faults"] == {}

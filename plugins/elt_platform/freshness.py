@@ -2,8 +2,10 @@
 
 A source's *last success* is the newest transform-ledger slice of that source that passed the bronze
 quality gate (status ``pending``, ``claimed`` or ``done``; ``loaded`` slices failed or await their
-gate). Its age is judged against the source's *period*, the shortest gap between two scheduled runs of
-any of its extract DAGs (a source with a minute micro-batch is expected every minute):
+gate), or the newest run of a ``changes_only`` extract that read the source and found nothing new
+(:func:`record_check`): a clinic closed for the night is quiet, not stale. Its age is judged against
+the source's *period*, the shortest gap between two scheduled runs of any of its extract DAGs (a
+source with a minute micro-batch is expected every minute):
 
 * ``green`` — age ≤ period + grace, where grace = max(period / 2, 15 minutes): the last run is
   on time, allowing for the run's own duration;
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from croniter import croniter  # type: ignore[import-untyped]
@@ -31,6 +33,7 @@ from elt_platform.state.breaches import mark_alerted, observe
 from elt_platform.state.ledger import CLAIMED, DONE, PENDING
 from elt_platform.state.schema import transform_ledger
 from elt_platform.state.store import StateStore, open_state_store, utcnow
+from elt_platform.state.watermarks import list_watermarks, set_watermark
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,21 @@ def classify(age: timedelta | None, period: timedelta) -> FreshnessStatus:
     return "amber" if age <= amber else "red"
 
 
+#: Watermark key of a source's last run that read it and found nothing new (see :func:`record_check`).
+CHECK_KEY = "freshness:{source}:checked"
+#: ``LastSuccess.slice_key`` of such a run.
+NO_CHANGE = "(no change)"
+
+
+def record_check(store: StateStore, source: str, run_id: str) -> None:
+    """Record that ``run_id`` read ``source`` successfully and found nothing new (a ``changes_only``
+    extract hands no slice to the ledger then, but the source is fresh)."""
+    set_watermark(store, CHECK_KEY.format(source=source), run_id)
+
+
 def last_successes(store: StateStore) -> dict[str, LastSuccess]:
-    """The newest gated ledger slice per source (over every domain consuming it)."""
+    """The newest gated ledger slice per source (over every domain consuming it), or its newest
+    :func:`record_check` when that is newer."""
     gated = transform_ledger.c.status.in_(GATED)
     newest = (
         select(transform_ledger.c.source, func.max(transform_ledger.c.updated_at).label("at"))
@@ -149,7 +165,20 @@ def last_successes(store: StateStore) -> dict[str, LastSuccess]:
     found: dict[str, LastSuccess] = {}
     for row in sorted(rows, key=lambda r: (r.source, r.slice_key)):
         found.setdefault(row.source, LastSuccess(row.slice_key, row.run_id, row.updated_at))
+    prefix, suffix = CHECK_KEY.split("{source}")
+    for mark in list_watermarks(store):
+        key = mark["key"]
+        if key.startswith(prefix) and key.endswith(suffix):
+            source = key[len(prefix) : len(key) - len(suffix)]
+            last = found.get(source)
+            if last is None or _aware(mark["updated_at"]) > _aware(last.at):
+                found[source] = LastSuccess(NO_CHANGE, mark["value"], mark["updated_at"])
     return found
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back naive (they are stored in UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def source_freshness(

@@ -283,6 +283,10 @@ def test_a_micro_batch_that_wrote_nothing_wakes_nothing_downstream(fake_source):
     states = {t.task_id: t.state for t in empty.tasks}
     assert states == {"extract_to_bronze": "success", "quality_gate_bronze": "skipped"}
     assert ledger.pending() == []
+    # Quiet, not stale: the run that found nothing is the source's last success for freshness.
+    from elt_platform.freshness import NO_CHANGE, last_successes
+
+    assert last_successes(open_state_store())["fakesrc"].slice_key == NO_CHANGE
 
     some = run_dag("extract_fakesrc_changes", conf)
     assert {t.task_id: t.state for t in some.tasks}["quality_gate_bronze"] == "success"

@@ -98,3 +98,30 @@ def test_a_stale_source_alerts_once_per_breach(store, monkeypatch):
 
     assert len(alerts) == 2
     assert all(a.startswith("source fake: last gated load") for a in alerts)
+
+
+def test_a_micro_batch_that_found_nothing_keeps_a_quiet_source_fresh(store):
+    """A changes-only extract that read the source and found no change records its check: the source
+    is quiet (a clinic at night), not stale; a later gated slice is the last success again."""
+    import time
+
+    from elt_platform.freshness import NO_CHANGE, record_check
+
+    TransformLedger(store, "d").record("fake", "k", run_id="r-load", status="pending")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    (stale,) = source_freshness(store, now=later, sources=[_source("* * * * *")])
+    assert stale.status == "red"
+
+    time.sleep(0.01)  # the check comes after the slice
+    record_check(store, "fake", "r-empty")
+    (quiet,) = source_freshness(store, now=datetime.now(UTC) + timedelta(minutes=5),
+                                sources=[_source("* * * * *")])  # fmt: skip
+    assert (quiet.status, quiet.last.slice_key, quiet.last.run_id) == ("green", NO_CHANGE, "r-empty")
+
+    time.sleep(0.01)
+    TransformLedger(store, "d").record("fake", "k2", run_id="r-next", status="pending")
+    (loaded,) = source_freshness(store, sources=[_source("* * * * *")])
+    assert (loaded.last.slice_key, loaded.last.run_id) == ("k2", "r-next")
+    # Another source's check is not this one's.
+    record_check(store, "other", "r-other")
+    assert source_freshness(store, sources=[_source("* * * * *")])[0].last.run_id == "r-next"

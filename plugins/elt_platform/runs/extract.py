@@ -43,6 +43,10 @@ def load_interval(source_name: str, dag_id: str, start: date, end: date, *, run_
     summary = call(extract.call, start, end, run_id=run_id, **dict(extract.options))
     done = {"start": start.isoformat(), "end": end.isoformat(), "run_id": run_id, **summary}
     if extract.changes_only and not any((summary.get("written") or {}).values()):
+        from elt_platform.freshness import record_check
+        from elt_platform.state import open_state_store
+
+        record_check(open_state_store(), source.name, run_id)  # quiet, not stale
         log.info(
             "%s: nothing changed at the source since the last run; nothing handed to the transform", dag_id
         )

@@ -23,6 +23,9 @@ QUEUED = "queued"  # put back by `elt reverse-etl requeue` (from dead or review)
 
 # Why a row is a candidate.
 NEW, CHANGED, RETRY, RECOVER, REQUEUED = "new", "changed", "retry", "recover", "requeued"
+#: Several outbound rows carry the external id: none is sent (which one would be the deal?), the first is
+#: reported invalid until the feed holds one.
+DUPLICATE = "duplicate"
 
 # Actions a destination adapter decides.
 CREATE_CONTACT_AND_DEAL = "create-contact-and-deal"
@@ -131,13 +134,21 @@ def select_candidates(rows: list[dict[str, Any]], records: dict[str, Record], no
 
     Returns:
         The candidates (in row order) and the counts of rows left alone by reason
-        (``unchanged``, ``waiting-retry``, ``dead``, ``review``).
+        (``unchanged``, ``waiting-retry``, ``dead``, ``review``). An external id on several rows is one
+        candidate with reason :data:`DUPLICATE`, whatever its record says.
     """
     candidates: list[Candidate] = []
     left: Counter[str] = Counter()
+    times = Counter(row["external_id"] for row in rows)
+    reported: set[str] = set()
     for row in rows:
         external_id = row["external_id"]
         record = records.get(external_id)
+        if times[external_id] > 1:
+            if external_id not in reported:
+                reported.add(external_id)
+                candidates.append(Candidate(external_id, DUPLICATE, row, record))
+            continue
         reason = _reason(row, record, now)
         if reason in (NEW, CHANGED, RETRY, RECOVER, REQUEUED):
             candidates.append(Candidate(external_id, reason, row, record))

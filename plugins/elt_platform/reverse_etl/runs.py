@@ -26,6 +26,7 @@ from elt_platform.reverse_etl import feed
 from elt_platform.reverse_etl.adapter import DestinationAdapter
 from elt_platform.reverse_etl.plan import (
     CREATE_ACTIONS,
+    DUPLICATE,
     INTENT,
     INVALID,
     RECOVER,
@@ -102,6 +103,12 @@ def plan_run(
         selection = select_candidates(rows, records, now)
         valid, invalid = [], []
         for candidate in selection.candidates:
+            if candidate.reason == DUPLICATE:
+                note = (
+                    f"external id {candidate.external_id} is on several rows of {destination.outbound_table}"
+                )
+                invalid.append(Decision(candidate, INVALID, "feed", note=note))
+                continue
             reason = feed.contract_errors(candidate.row, destination.contract)
             if reason is None:
                 valid.append(candidate)

@@ -362,3 +362,24 @@ def test_an_error_rate_breach_notifies_once_and_again_after_recovery(env, monkey
     _alert_task(store)
     assert len(recorder.texts) == 2
     assert recorder.texts[1].startswith("reverse ETL Test CRM: 12 of 50 operations failed")
+
+
+def test_an_external_id_on_two_feed_rows_is_never_sent(env):
+    """Which of two rows would be the deal? Neither: one invalid decision with the reason, nothing
+    written; once the feed holds one row for it, that row is sent (a row equal to the one reported
+    waits for ``elt reverse-etl requeue --review``, as any review row)."""
+    crm, store, publish, run = env
+    publish([_row(1), _row(2), _row(2, amount=300.0)])
+    summary, counts = run("r1")
+    assert summary["actions"] == {"invalid": 1, CREATE_CONTACT_AND_DEAL: 1}
+    assert _deals_per_external_id(crm) == {"F1_1": 1} and counts["invalid"] == 1
+    plan = {r["external_id"]: r for r in outbox.plan_rows(store, "test", "r1")}
+    assert "on several rows" in plan["F1_2"]["diff"]["note"]
+    summary, _ = run("r2")  # still duplicated: reported again, still nothing sent
+    assert summary["actions"] == {"invalid": 1} and _deals_per_external_id(crm) == {"F1_1": 1}
+
+    publish([_row(1), _row(2, amount=300.0)])
+    summary, counts = run("r3")
+    assert summary["actions"] == {CREATE_CONTACT_AND_DEAL: 1}
+    assert _deals_per_external_id(crm) == {"F1_1": 1, "F1_2": 1}
+    assert [d["amount"] for d in crm.deals.values() if d["external_id"] == "F1_2"] == [300.0]

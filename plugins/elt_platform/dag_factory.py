@@ -26,6 +26,7 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
+    DeltaTriggerTimetable,
     Param,
     dag,
     get_current_context,
@@ -79,6 +80,12 @@ def _manual_interval(context) -> tuple[date, date] | None:
     return _requested_interval(context)
 
 
+def _extract_timetable(schedule: str | timedelta) -> CronDataIntervalTimetable | DeltaTriggerTimetable:
+    if isinstance(schedule, timedelta):
+        return DeltaTriggerTimetable(schedule)
+    return CronDataIntervalTimetable(schedule, timezone="UTC")
+
+
 def build_extract_dag(source: Source, extract: Extract) -> DAG:
     """Build one extract DAG of ``source`` (interval or package kind)."""
     interval = extract.kind == "interval"
@@ -95,10 +102,10 @@ def build_extract_dag(source: Source, extract: Extract) -> DAG:
     @dag(
         dag_id=extract.dag_id,
         # Interval kind: a cron *data-interval* timetable — the run at 02:00 on day D covers day D-1,
-        # as backfills expect. Package kind: each run loads whatever is waiting.
-        schedule=CronDataIntervalTimetable(extract.schedule, timezone="UTC")
-        if interval
-        else extract.schedule,
+        # as backfills expect; a micro-batch polled every N seconds: a trigger timetable (a point in
+        # time: its run loads the day before, see intervals.resolve_interval). Package kind: each run
+        # loads whatever is waiting.
+        schedule=_extract_timetable(extract.schedule) if interval else extract.schedule,
         start_date=source.start_date,
         catchup=False,
         max_active_runs=extract.max_active_runs,

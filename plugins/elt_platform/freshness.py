@@ -101,8 +101,11 @@ def _duration(value: timedelta) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} d"
 
 
-def schedule_period(cron: str, now: datetime) -> timedelta:
-    """The gap between the two scheduled times of ``cron`` before ``now`` (UTC cron)."""
+def schedule_period(cron: str | timedelta, now: datetime) -> timedelta:
+    """The gap between the two scheduled times of ``cron`` before ``now`` (UTC cron), or the period
+    itself when the schedule is one."""
+    if isinstance(cron, timedelta):
+        return cron
     ticks = croniter(cron, now)
     last = ticks.get_prev(datetime)
     return last - ticks.get_prev(datetime)

@@ -53,7 +53,9 @@ class Extract:
             kinds run the source's ``bronze_suites`` over the interval instead.
         suites: the bronze suites gating this DAG's loads when they are not all of the source's (a
             micro-batch of one table gates that table only); None: the source's ``bronze_suites``.
-        schedule: cron expression (UTC).
+        schedule: cron expression (UTC); or, for an interval extract polled more often than cron's one
+            minute (a micro-batch), the period between runs as a ``timedelta``: the DAG then runs on a
+            trigger timetable, each run loading the day before it as a cron trigger's run does.
         max_active_runs: concurrent runs (package loads apply in order: 1).
         retry_delay: pause before a task retry.
         doc: what the DAG does (``doc_md``), for the Airflow UI.
@@ -67,7 +69,7 @@ class Extract:
     dag_id: str
     kind: ExtractKind
     call: str
-    schedule: str
+    schedule: str | timedelta
     doc: str
     options: tuple[tuple[str, object], ...] = ()
     gate: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -358,3 +358,20 @@ def test_the_fast_path_is_one_dbt_invocation_by_the_silver_task(monkeypatch):
     runs_transform.build("clinic", "silver", full)
     runs_transform.build("clinic", "gold", full)
     assert len(invocations) == 2 and all("--full-refresh" in args for args in invocations)
+
+
+def test_a_micro_batch_polled_every_30_seconds_runs_on_a_trigger_timetable():
+    """iDent's micro-batch: a period, not a cron; each run is a point in time (it loads the day before,
+    as a cron trigger's run does: tests/plugins/test_intervals.py); the daily extract keeps its cron
+    data intervals."""
+    from airflow.sdk import CronDataIntervalTimetable, DeltaTriggerTimetable
+
+    from elt_platform.intervals import resolve_interval
+    from elt_platform.local_run import load_dag
+
+    micro = load_dag("extract_ident_receptions").timetable
+    assert isinstance(micro, DeltaTriggerTimetable)
+    assert (micro.delta, micro.interval) == (timedelta(seconds=30), timedelta(0))
+    run = datetime(2025, 3, 10, 9, 0, 30, tzinfo=UTC)
+    assert resolve_interval(None, run, run, today=date(2025, 3, 10)) == (date(2025, 3, 9), date(2025, 3, 10))
+    assert isinstance(load_dag("extract_ident").timetable, CronDataIntervalTimetable)

@@ -540,7 +540,7 @@ def gather(
         SourceStatus(
             name=source.name,
             title=source.title,
-            schedules=[e.schedule for e in source.extracts],
+            schedules=[_schedule_text(e.schedule) for e in source.extracts],
             freshness=freshness[source.name],
             tables={t: rows.get(t) for t in tables[source.name]},
             rejected=[rejected_counts(catalog, t) for t in reg.rejected_tables(source.name)],
@@ -566,3 +566,10 @@ def gather(
             operations=operations(catalog, days),
         ),
     )
+
+
+def _schedule_text(schedule: str | timedelta) -> str:
+    """A cron expression as written; a period as ``every 30 s``."""
+    if isinstance(schedule, timedelta):
+        return f"every {int(schedule.total_seconds())} s"
+    return schedule

@@ -1,6 +1,6 @@
 """Load iDent into ``bronze.ident_*``: every database of the manifest, every table, one transaction.
 
-Two entry points (registry: ``extract_ident`` daily, ``extract_ident_receptions`` every minute):
+Two entry points (registry: ``extract_ident`` daily, ``extract_ident_receptions`` every 30 seconds):
 
 * :func:`extract_interval` — all tables for the data interval ``[start, end)``:
   Receptions by ``RowVersion`` from the watermark, audit-column tables by the interval's local window

@@ -316,3 +316,48 @@ def test_a_large_plan_reads_the_lists_once_and_plans_as_the_searches_do(account,
         lists["contacts"],
     )
     assert served["requests"] == configuration + sum(lists.values()) + writes < searched
+
+
+#: The account's write routes (the sandbox's route names): the storm hits writes, not the reads a run
+#: starts with.
+WRITE_ROUTES = (
+    "leads_add",
+    "leads_update",
+    "contacts_add",
+    "contacts_update",
+    "leads_complex",
+    "lead_update",
+)
+
+
+def test_a_5xx_storm_fails_rows_that_a_later_run_delivers(account, publish, catalog):
+    """Every write answered 500: the rows fail with their reason (nothing half-written), wait for their
+    retry, and the run after the storm creates each lead once."""
+    from sqlalchemy import update
+
+    from elt_platform.sandbox.faults import FaultConfig
+    from elt_platform.state.schema import reverse_etl_records
+
+    publish([row(n, phone=f"+7701000000{n}") for n in range(1, 4)])
+    before = dict(account.writes())
+    plan("r1", catalog)
+    account.set_faults(FaultConfig(rate_500=1.0, routes=list(WRITE_ROUTES)))
+    counts = runs.execute_run("amocrm", "r1")
+    assert counts["failed"] == 3 and account.writes() == before
+    records = outbox.load_records(open_state_store(), "amocrm")
+    assert {r.status for r in records.values()} == {"failed"}
+    assert all("500" in (r.last_error or "") for r in records.values())
+
+    account.set_faults(FaultConfig())
+    summary, _ = sync("r2", catalog)  # the backoff has not passed: nothing is due yet
+    assert summary["left_alone"] == {"waiting-retry": 3} and summary["candidates"] == 0
+    store = open_state_store()
+    with store.transaction() as conn:  # the backoff has passed
+        conn.execute(update(reverse_etl_records).values(next_attempt_at=None))
+    summary, counts = sync("r3", catalog)
+    assert counts["created"] == 3
+    leads = {
+        str(field(lead_of(account, r.crm_ids["deal"]), RECEPTION_ID_FIELD))
+        for r in outbox.load_records(store, "amocrm").values()
+    }
+    assert leads == {"9001", "9002", "9003"}

@@ -48,15 +48,17 @@
   build (`ident_record_high_water_mark` as a post-hook) to the largest `inputs_loaded_at` the build read.
 -#}
 {% macro ident_property_high_water_mark() -%}
-    {%- set found = none -%}
+    {#- A namespace: a plain `set` inside the loop would not outlive the loop (Jinja scoping), and every
+        merge would recompute the whole table from the epoch. -#}
+    {%- set mark = namespace(found=none) -%}
     {%- if execute -%}
         {%- for row in run_query('show tblproperties ' ~ this) -%}
             {%- if row[0] == 'elt.ident.inputs_loaded_at' -%}
-                {%- set found = row[1] -%}
+                {%- set mark.found = row[1] -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
-    {{ return(found) }}
+    {{ return(mark.found) }}
 {%- endmacro %}
 
 {% macro ident_record_high_water_mark(upstream) -%}

@@ -61,8 +61,9 @@ BRONZE = {
         {"id": 101, "surname": "Петрова", "name": "Анна", "mobile_phone": "87017654321"},
         {"id": 102, "surname": "Сидоров", "name": "Олег", "mobile_phone": "87011112233"},
         {"id": 103, "surname": "Ким", "name": "Елена", "mobile_phone": "87014445566"},
+        {"id": 104, "surname": "Нурланов", "name": "Ержан", "mobile_phone": "87017778899"},
     ],
-    "patients": [{"id_persons": p, "card_number": f"c{p}"} for p in (100, 101, 102, 103)],
+    "patients": [{"id_persons": p, "card_number": f"c{p}"} for p in (100, 101, 102, 103, 104)],
     "receptions": [
         _reception(10, 100, 1, _at(5), reception_ended=_at(5, 11)),
         _reception(11, 100, 1, _at(12)),
@@ -74,6 +75,9 @@ BRONZE = {
         _reception(18, 103, 3, _at(8)),
         _reception(19, 103, 1, _at(9)),
         _reception(20, 103, 2, _at(2), reception_ended=_at(2, 11)),
+        # patient 104: untouched by the micro-batch, so never rewritten by a merge
+        _reception(21, 104, 1, _at(4), reception_ended=_at(4, 11)),
+        _reception(22, 104, 2, _at(15)),
     ],
     "orders": [{"id": 50, "id_receptions": 10}],
     "order_service_relation": [
@@ -137,6 +141,19 @@ def _write_bronze() -> None:
         _write(name, rows, DAY, "test-daily")
 
 
+def _added_records() -> dict[str, int]:
+    """Rows each chain table's latest commit (the fast path's merge) wrote."""
+    from elt_platform.iceberg.catalog import load_catalog
+
+    catalog = load_catalog()
+    out = {}
+    for name in CHAIN:
+        snapshot = catalog.load_table(name).current_snapshot()
+        assert snapshot is not None and snapshot.summary is not None
+        out[name] = int(snapshot.summary.additional_properties.get("added-records", 0))
+    return out
+
+
 def _snapshot() -> dict[str, dict[tuple, dict]]:
     from elt_platform.iceberg.catalog import load_catalog
 
@@ -176,6 +193,7 @@ def builds(monkeypatch_module):
         _write("receptions", MICRO_BATCH, DAY + timedelta(days=1), "test-micro")
         reason = full_rebuild_reason()
         _build(incremental=True)
+        merged = _added_records()
         incremental = _snapshot()
         _build(incremental=False)
         full = _snapshot()
@@ -184,6 +202,7 @@ def builds(monkeypatch_module):
             "reasons": (reason_before_any, reason, full_rebuild_reason()),
             "incremental": incremental,
             "full": full,
+            "merged": merged,
         }
     finally:
         _empty_bronze()
@@ -220,7 +239,21 @@ def test_the_micro_batch_reached_every_table_of_the_chain(builds):
     assert 14 not in gold and 17 in gold
     for feed in ("outbound.bitrix24_deals", "outbound.amocrm_deals"):
         deals = {key[1] for key in builds["incremental"][feed]}
-        assert deals == {10, 11, 12, 13, 15, 16, 17, 18, 20}, feed
+        assert deals == {10, 11, 12, 13, 15, 16, 17, 18, 20, 21, 22}, feed
+
+
+@pytest.mark.parametrize("table", CHAIN)
+def test_a_merge_rewrites_the_changed_rows_only(builds, table):
+    """Staging merges the micro-batch's six reception versions; the later tables redo every reception of
+    the patients it touched (100–103: a history changes with any of them) and leave patient 104's rows
+    where they are. A merge that recomputed everything (e.g. a high-water mark read as the epoch) would
+    rewrite those too."""
+    rows = builds["incremental"][table].values()
+    assert any(row["patient_id"] == 104 for row in rows)
+    expected = (
+        6 if table == "silver.ident_receptions_latest" else sum(1 for r in rows if r["patient_id"] != 104)
+    )
+    assert builds["merged"][table] == expected
 
 
 def test_dbt_unit_tests_of_the_clinic_models_pass(builds):

@@ -225,15 +225,18 @@ def build_transform_dag(domain: Domain) -> DAG:
             return build(domain.name, "gold", work)
 
         @task(task_id="mark_done")
-        def mark_done(_gold: dict) -> int:
+        def mark_done(work: dict, _gold: dict) -> int:
             from elt_platform.runs.transform import complete
 
-            return complete(domain.name, run_id=get_current_context()["run_id"])
+            # The fast path runs every few minutes: the ops export (seconds) would hold up the next
+            # run; the full builds and every reverse-ETL report refresh the ops tables.
+            export = not work.get("incremental")
+            return complete(domain.name, run_id=get_current_context()["run_id"], export=export)
 
         # TaskFlow: an upstream call's XComArg stands for its return value; Airflow types the value.
         work = claim_pending()
         silver = dbt_build_silver(work)  # type: ignore[arg-type]
-        mark_done(dbt_build_gold(work, quality_gate_silver(work, silver)))  # type: ignore[arg-type]
+        mark_done(work, dbt_build_gold(work, quality_gate_silver(work, silver)))  # type: ignore[arg-type]
 
     return transform_dag()
 

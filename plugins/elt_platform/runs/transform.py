@@ -144,8 +144,9 @@ def gate(domain_name: str, work: dict, *, run_id: str) -> list[str]:
     ]
 
 
-def complete(domain_name: str, *, run_id: str) -> int:
-    """Mark the run's claimed slices done (gold holds them), then refresh the ``ops`` tables.
+def complete(domain_name: str, *, run_id: str, export: bool = True) -> int:
+    """Mark the run's claimed slices done (gold holds them), then refresh the ``ops`` tables unless
+    ``export`` is False (the fast path: the next full build or reverse-ETL report refreshes them).
 
     Returns:
         How many slices this run completed.
@@ -154,5 +155,6 @@ def complete(domain_name: str, *, run_id: str) -> int:
 
     done = _ledger(registry().domains[domain_name]).complete(run_id)
     log.info("transform_%s: %d slice(s) done (run %s)", domain_name, done, run_id)
-    export_state()
+    if export:
+        export_state()
     return done

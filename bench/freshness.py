@@ -65,6 +65,7 @@ for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH
 from bench.harness import (  # noqa: E402 - after the path set-up above
     RESULTS_DIR,
     mark_targets,
+    percentile,
     save_results,
     serve_from_child,
     serve_until_parent_closes,
@@ -324,14 +325,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    """Nearest rank, as the other benchmarks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, int(-(-share * len(ordered) // 1)) - 1)]
-
-
 def _watch(
     changes: list[Change], bitrix24_url: str, amocrm_url: str, field_name: str, give_up: float
 ) -> None:
@@ -522,12 +515,12 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
         summary[crm] = {
             "arrived": len(values),
             "lost": len(changes) - len(values),
-            "p50": _percentile(values, 0.5),
-            "p95": _percentile(values, 0.95),
+            "p50": percentile(values, 0.5),
+            "p95": percentile(values, 0.95),
             "max": max(values) if values else None,
         }
     both = [max(c["bitrix24_seconds"], c["amocrm_seconds"]) for c in changes if None not in c.values()]
-    summary["both"] = {"p50": _percentile(both, 0.5), "p95": _percentile(both, 0.95)}
+    summary["both"] = {"p50": percentile(both, 0.5), "p95": percentile(both, 0.95)}
     results["summary"] = summary
     results["targets"] = {
         f"{crm}_p95": {"value": summary[crm]["p95"], "target": f"<= {TARGET_SECONDS:.0f} s"}

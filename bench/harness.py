@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -175,3 +176,11 @@ def save_results(results: Mapping[str, Any], results_dir: Path, name: str, *, st
     print(f"\nresults: {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
     missed = [key for key, target in results["targets"].items() if target["result"] == "MISS"]
     return 1 if strict and missed else 0
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile (the smallest value with at least ``share`` of the values at or below it)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]

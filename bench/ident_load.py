@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -60,6 +59,7 @@ from bench.harness import (  # noqa: E402  (importable once the repository root 
     RESULTS_DIR,
     last_json_line,
     mark_targets,
+    percentile,
     rss_probe,
     save_results,
     temporary_home,
@@ -449,14 +449,6 @@ def _child(
         tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
         raise RuntimeError(f"{role} child failed ({done.returncode}):\n{tail}")
     return last_json_line(done.stdout)
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile (the smallest value with at least ``share`` of the values at or below it)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def evaluate(results: dict[str, Any]) -> dict[str, Any]:

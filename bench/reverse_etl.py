@@ -86,6 +86,7 @@ for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH
 from bench.harness import (  # noqa: E402  (importable once the repository root is on sys.path)
     RESULTS_DIR,
     mark_targets,
+    percentile,
     save_results,
     serve_from_child,
     serve_until_parent_closes,
@@ -832,14 +833,6 @@ def run_runners(
 # -- figures ---------------------------------------------------------------------------------------------
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile (as ``bench/ident_load.py``)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
 def _phase_figures(
     crm: str, name: str, phase: dict[str, Any], rows: int, *, lists: int | None = None
 ) -> dict[str, Any]:
@@ -930,14 +923,14 @@ def evaluate(results: dict[str, Any]) -> dict[str, Any]:
         seconds = [s["seconds"] for s in samples]
         summary: dict[str, Any] = {
             "changes": len(samples),
-            "p50": _percentile(seconds, 0.50),
-            "p95": _percentile(seconds, 0.95),
+            "p50": percentile(seconds, 0.50),
+            "p95": percentile(seconds, 0.95),
             "max": max(seconds, default=None),
-            "plan_p50": _percentile([s["plan_seconds"] for s in samples], 0.50),
-            "execute_p50": _percentile([s["execute_seconds"] for s in samples], 0.50),
-            "publish_p50": _percentile([s["publish_seconds"] for s in samples], 0.50),
-            "report_p50": _percentile([s["report_seconds"] for s in samples], 0.50),
-            "calls_per_change": _percentile([float(s["calls"]) for s in samples], 0.50),
+            "plan_p50": percentile([s["plan_seconds"] for s in samples], 0.50),
+            "execute_p50": percentile([s["execute_seconds"] for s in samples], 0.50),
+            "publish_p50": percentile([s["publish_seconds"] for s in samples], 0.50),
+            "report_p50": percentile([s["report_seconds"] for s in samples], 0.50),
+            "calls_per_change": percentile([float(s["calls"]) for s in samples], 0.50),
             "reached": sum(1 for s in samples if s["reached"]),
         }
         report["freshness_summary"] = summary

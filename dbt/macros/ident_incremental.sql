@@ -22,6 +22,25 @@
 {%- endmacro %}
 
 {#-
+  The config of the chain's models fed from silver.ident_receptions (gold.ident_receptions and both deal
+  feeds): a merge on the reception's key, merge-on-read, a row whose `row_hash` is null deleted
+  (spark__get_merge_sql below), and the high-water mark recorded in a table property after each build.
+  Use: {{ config(**ident_feed_config('<alias>')) }}.
+-#}
+{% macro ident_feed_config(alias) -%}
+    {{ return({
+        'alias': alias,
+        'materialized': 'incremental',
+        'incremental_strategy': 'merge',
+        'unique_key': ['source_db', 'reception_id'],
+        'on_schema_change': 'fail',
+        'tblproperties': ident_merge_on_read(),
+        'merge_delete_if_null': 'row_hash',
+        'post_hook': "{{ ident_record_high_water_mark(ref('int_receptions_enriched')) }}",
+    }) }}
+{%- endmacro %}
+
+{#-
   The high-water mark of an incremental model as a timestamp literal: the largest `column` of {{ this }},
   read before the model's SQL runs, so Iceberg prunes files by their column bounds (a scalar subquery would
   be planned without them). An empty table gives the epoch: everything is newer.

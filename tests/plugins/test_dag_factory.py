@@ -331,7 +331,6 @@ def test_the_fast_path_is_one_dbt_invocation_by_the_silver_task(monkeypatch):
     """Incremental work: silver builds the fast path's silver and gold models at once, gold builds
     nothing more (its task only emits the assets); full work: each layer in its own invocation."""
     from elt_platform.runs import transform as runs_transform
-    from elt_platform.transform import dbt as transform_dbt
 
     invocations: list[list[str]] = []
 
@@ -339,7 +338,6 @@ def test_the_fast_path_is_one_dbt_invocation_by_the_silver_task(monkeypatch):
         invocations.append(list(args))
         return type("Summary", (), {"statuses": {"success": 5}})()
 
-    monkeypatch.setattr(transform_dbt, "run_dbt", fake_run_dbt)
     monkeypatch.setattr("elt_platform.transform.layers.run_dbt", fake_run_dbt)
     fast = registry().domains["clinic"].incremental
     assert fast is not None

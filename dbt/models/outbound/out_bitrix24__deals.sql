@@ -1,15 +1,4 @@
-{{
-    config(
-        alias='bitrix24_deals',
-        materialized='incremental',
-        incremental_strategy='merge',
-        unique_key=['source_db', 'reception_id'],
-        on_schema_change='fail',
-        tblproperties=ident_merge_on_read(),
-        merge_delete_if_null='row_hash',
-        post_hook="{{ ident_record_high_water_mark(ref('int_receptions_enriched')) }}",
-    )
-}}
+{{ config(**ident_feed_config('bitrix24_deals')) }}
 -- depends_on: {{ ref('int_receptions_enriched') }}
 -- outbound.bitrix24_deals: the deal feed reverse_etl_bitrix24 pushes to Bitrix24, one row per live reception
 -- of a known branch (external_id F<branch>_<ID>). Columns and rules in _outbound__models.yml; the row's

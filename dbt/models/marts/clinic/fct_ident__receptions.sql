@@ -1,15 +1,4 @@
-{{
-    config(
-        alias='ident_receptions',
-        materialized='incremental',
-        incremental_strategy='merge',
-        unique_key=['source_db', 'reception_id'],
-        on_schema_change='fail',
-        tblproperties=ident_merge_on_read(),
-        merge_delete_if_null='row_hash',
-        post_hook="{{ ident_record_high_water_mark(ref('int_receptions_enriched')) }}",
-    )
-}}
+{{ config(**ident_feed_config('ident_receptions')) }}
 -- gold.ident_receptions: the deal feed both CRMs read — one row per live reception with its external id
 -- F<branch>_<ID>, the fields the CRMs receive and a hash over them (a changed hash = a deal to update).
 -- Incremental: the receptions of patients whose silver rows changed since the last build are merged, and

@@ -381,6 +381,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     from elt_platform.sandbox.ident import catalog
     from elt_platform.sandbox.ident.cluster import PostgresCluster
     from elt_platform.sandbox.ident.generator import generate, load
+    from elt_platform.services import sql_server
     from elt_platform.sources.ident.manifest import load_manifest
 
     rng = random.Random(opts.seed)
@@ -392,6 +393,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             "window_seconds": opts.window,
             "seed": opts.seed,
             "bitrix24_plan": opts.bitrix24_plan,
+            "sql_server": opts.sql_server,
             "amocrm_requests_per_second": AMOCRM_RATE,
             "cpus": os.cpu_count(),
             "load_average_at_start": list(os.getloadavg()),
@@ -466,6 +468,9 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         picks = rng.sample(candidates, needed)
         field_name = amocrm_config().lead_fields["reception_date"]
         # -- phase 2 ------------------------------------------------------------------------------------
+        # As `make airflow`: the embedded SQL server (a warm Spark Thrift server) serves every task's dbt.
+        env["ELT_SQL_SERVER"] = opts.sql_server
+        env |= stack.enter_context(sql_server.serving(env, sys.stdout, port=_free_port()))
         airflow = AirflowStack(profile, env=env, out=sys.stdout)
         stack.callback(airflow.stop)
         airflow.start()
@@ -589,6 +594,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(BITRIX24_PLANS),
         default="standard",
         help="the portal's limit: standard (burst 50, 2/s) or enterprise (250, 5/s: a faster first sync)",
+    )
+    parser.add_argument(
+        "--sql-server",
+        choices=("on", "off"),
+        default="on",
+        help="dbt through the embedded SQL server, as `make airflow` (on), or in each task's driver (off)",
     )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")

@@ -468,6 +468,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout) -> int:
     """Run the embedded Airflow until interrupted; stop everything on the way out.
 
+    Starts, in order: each source's sandbox, the embedded SQL server (a local Spark Thrift server that
+    every task's dbt uses, unless ``ELT_SQL_SERVER=off``; :mod:`elt_platform.services.sql_server`), then
+    Airflow's components.
+
     Args:
         profile: bindings, parallelism, components.
         sandboxes: start each registered source's sandbox unless a real endpoint is configured.
@@ -478,6 +482,7 @@ def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout)
     """
     from elt_platform.registry import call, registry
     from elt_platform.sandbox.launch import SandboxOptions
+    from elt_platform.services import sql_server
 
     with _sigterm_as_interrupt(), ExitStack() as stack:
         for source in registry().sources.values():
@@ -488,7 +493,12 @@ def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout)
                     f"» {source.name:14} {stack.enter_context(call(source.sandbox, SandboxOptions()))}",
                     file=out,
                 )
-        airflow = AirflowStack(profile, out=out)
+        try:
+            dbt_env = stack.enter_context(sql_server.serving(os.environ, out))
+        except (sql_server.ServiceError, ValueError) as exc:
+            print(f"✘ {exc}", file=out)
+            return 1
+        airflow = AirflowStack(profile, env=profile.env({**os.environ, **dbt_env}), out=out)
         stack.callback(_report_stop, airflow, out)
         airflow.start()
         try:

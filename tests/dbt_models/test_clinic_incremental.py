@@ -4,9 +4,10 @@ A few iDent rows are written to bronze (one database, two branches and a chair o
 is rebuilt in full as its transform does after a daily load, then a micro-batch's worth of reception
 versions is written (a completion that changes a later reception's history, a hard delete's tombstone,
 a reception moved to another patient, one moved into and one out of the branches, a new booking). The
-transform's check must allow the fast path; the reception chain is built incrementally, and every one of
-its tables must then equal, row by row, what a full rebuild makes of the same bronze. A daily load (here:
-bronze patients written again) must then make the check ask for a full rebuild.
+transform's check must allow the fast path; the reception chain is built incrementally (through the
+embedded SQL server, as under ``make airflow``), and every one of its tables must then equal, row by row,
+what a full rebuild in the test's own Spark session makes of the same bronze. A daily load (here: bronze
+patients written again) must then make the check ask for a full rebuild.
 """
 
 from __future__ import annotations
@@ -180,6 +181,29 @@ def _build(*, incremental: bool) -> None:
         build_layer(domain, layer, None, None)
 
 
+def _build_through_the_sql_server() -> str:
+    """The fast path as ``make airflow`` runs it: dbt's ``prod`` target on the embedded SQL server (a
+    local Spark Thrift server in its own JVM, over the same catalog). Returns the target dbt used."""
+    import json
+    import os
+    import socket
+
+    from elt_platform.config import PlatformConfig
+    from elt_platform.services import sql_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ELT_SQL_SERVER": "on"}
+    env.pop("DBT_TARGET", None)
+    with sql_server.serving(env, port=port) as dbt_env, pytest.MonkeyPatch.context() as mp:
+        for name, value in dbt_env.items():
+            mp.setenv(name, value)
+        _build(incremental=True)
+    results = PlatformConfig.from_env().home / "dbt" / "target" / "run_results.json"
+    return json.loads(results.read_text())["args"]["target"]
+
+
 @pytest.fixture(scope="module")
 def builds(monkeypatch_module):
     from elt_platform.sources.ident.dbt import full_rebuild_reason
@@ -192,7 +216,7 @@ def builds(monkeypatch_module):
         _build(incremental=False)
         _write("receptions", MICRO_BATCH, DAY + timedelta(days=1), "test-micro")
         reason = full_rebuild_reason()
-        _build(incremental=True)
+        target = _build_through_the_sql_server()
         merged = _added_records()
         incremental = _snapshot()
         _build(incremental=False)
@@ -203,6 +227,7 @@ def builds(monkeypatch_module):
             "incremental": incremental,
             "full": full,
             "merged": merged,
+            "target": target,
         }
     finally:
         _empty_bronze()
@@ -219,6 +244,10 @@ def test_the_check_allows_the_fast_path_after_a_micro_batch_only(builds):
     assert before_any is not None and before_any.startswith("no full build yet")
     assert after_micro_batch is None
     assert after_daily is not None and after_daily.startswith("bronze.ident_patients changed")
+
+
+def test_the_fast_path_ran_on_the_sql_server(builds):
+    assert builds["target"] == "prod"
 
 
 @pytest.mark.parametrize("table", CHAIN)

@@ -84,7 +84,8 @@ class Started:
         return process_tree_rss_mb(self.pid)
 
 
-def _write_private(path: Path, text: str) -> Path:
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by its owner only (mode 0600): it may hold secrets."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -93,11 +94,22 @@ def _write_private(path: Path, text: str) -> Path:
     return path
 
 
-def thrift_properties(env: Mapping[str, str], settings: ProdLocalSettings) -> str:
-    """The Thrift server's Spark properties: the catalog exactly as every task driver mounts it.
+def thrift_conf(
+    env: Mapping[str, str], *, master: str, host: str, port: int, directory: Path, driver_memory: str
+) -> dict[str, str]:
+    """A Spark Thrift server's properties: the catalog exactly as every task driver mounts it.
 
-    ``spark_jobs.session.session_conf`` is the one source of the catalog settings (jars, JDBC catalog
-    on Postgres, S3FileIO), so dbt through the Thrift server and a Spark job in a task cannot disagree.
+    ``spark_jobs.session.session_conf`` is the one source of the catalog settings (jars, the JDBC
+    catalog on SQLite or Postgres, S3FileIO), so dbt through a Thrift server and a Spark job in a task
+    cannot disagree. Used by the production profile's server (on the standalone cluster) and by the
+    embedded profile's (``local[*]``, :mod:`elt_platform.services.sql_server`).
+
+    Args:
+        env: the platform settings.
+        master: ``spark.master`` of the server's driver.
+        host / port: where HiveServer2 listens.
+        directory: the server's own directory (its ``spark-warehouse``).
+        driver_memory: ``spark.driver.memory`` unless ``ELT_SPARK_DRIVER_MEMORY`` says otherwise.
     """
     from elt_platform.pii import HASH_KEY_CONF, pii_masking
     from spark_jobs.session import DEFAULT_PACKAGES, session_conf
@@ -114,26 +126,107 @@ def thrift_properties(env: Mapping[str, str], settings: ProdLocalSettings) -> st
         conf["spark.driver.extraClassPath"] = os.pathsep.join(str(jar) for jar in jars)
     conf.update(
         {
-            "spark.master": f"spark://{settings.spark_master.host}:{settings.spark_master.port}",
-            "spark.cores.max": env.get("SPARK_THRIFT_CORES_MAX") or "2",
-            "spark.driver.memory": env.get("ELT_SPARK_DRIVER_MEMORY") or "1g",
-            "spark.executor.memory": "1g",
+            "spark.master": master,
+            "spark.driver.memory": env.get("ELT_SPARK_DRIVER_MEMORY") or driver_memory,
             "spark.ui.enabled": "false",
-            "spark.sql.warehouse.dir": str(settings.directory / "thrift" / "spark-warehouse"),
+            "spark.sql.warehouse.dir": str(directory / "spark-warehouse"),
             # One SparkSession for every JDBC/ODBC session: each session of its own would mount its own
             # catalog, i.e. its own JDBC connection pool to the catalog database, never closed — a dbt
             # build opens dozens (Postgres then refuses clients: "too many clients already").
             "spark.sql.hive.thriftServer.singleSession": "true",
             # hive.server2.* are read from the Hadoop configuration of the session.
-            "spark.hadoop.hive.server2.thrift.bind.host": settings.thrift.host,
-            "spark.hadoop.hive.server2.thrift.port": str(settings.thrift.port),
+            "spark.hadoop.hive.server2.thrift.bind.host": host,
+            "spark.hadoop.hive.server2.thrift.port": str(port),
         }
     )
     key = pii_masking(env).spark_conf.get(HASH_KEY_CONF)
     if key:
         # dbt's masking macros read ${spark.elt.iin_hash_key} inside this driver, never in compiled SQL.
         conf[HASH_KEY_CONF] = key
+    return conf
+
+
+def properties_text(conf: Mapping[str, str]) -> str:
+    """``spark-submit --properties-file`` text of ``conf``."""
     return "".join(f"{name} {value}\n" for name, value in sorted(conf.items()))
+
+
+def thrift_properties(env: Mapping[str, str], settings: ProdLocalSettings) -> str:
+    """The production profile's Thrift server properties: :func:`thrift_conf` on the standalone cluster."""
+    conf = thrift_conf(
+        env,
+        master=f"spark://{settings.spark_master.host}:{settings.spark_master.port}",
+        host=settings.thrift.host,
+        port=settings.thrift.port,
+        directory=settings.directory / "thrift",
+        driver_memory="1g",
+    )
+    conf["spark.cores.max"] = env.get("SPARK_THRIFT_CORES_MAX") or "2"
+    conf["spark.executor.memory"] = "1g"
+    return properties_text(conf)
+
+
+def thrift_command(properties: Path) -> list[str]:
+    """``spark-submit`` of the Spark Thrift server (HiveServer2) with its properties file."""
+    argv = [str(spark_home() / "bin" / "spark-submit"), "--class", THRIFT_SERVER_CLASS]
+    return argv + [
+        "--name",
+        "Thrift JDBC/ODBC Server",
+        "--properties-file",
+        str(properties),
+        "spark-internal",
+    ]
+
+
+def start_java_service(
+    name: str,
+    argv: list[str],
+    *,
+    host: str,
+    port: int,
+    directory: Path,
+    env: Mapping[str, str],
+    bind: str,
+    timeout: float = 180,
+) -> Started:
+    """Start one JVM service in its own process group and wait until ``host:port`` accepts connections.
+
+    Its output goes to ``<directory>/<name>.log``; ``SPARK_LOCAL_IP`` makes Spark bind ``bind``.
+
+    Raises:
+        ServiceError: it exited, or did not listen within ``timeout`` (then it is stopped).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / f"{name}.log"
+    child_env = {**env, "SPARK_LOCAL_IP": bind, "SPARK_HOME": str(spark_home())}
+    child_env["PYSPARK_PYTHON"] = sys.executable
+    began = time.monotonic()
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(
+            argv,
+            cwd=directory,
+            env=child_env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop() -> None:
+        from elt_platform.airflow_local import stop_processes
+
+        stop_processes([proc.pid])
+        proc.wait(timeout=30)  # reap it (and let its Popen know: no "still running" warning)
+
+    deadline = began + timeout
+    while not port_open(host, port):
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            raise ServiceError(f"{name} exited ({proc.returncode}); {log}:\n" + "\n".join(tail))
+        if time.monotonic() > deadline:
+            stop()
+            raise ServiceError(f"{name} not listening on {host}:{port} after {timeout:.0f}s; see {log}")
+        time.sleep(0.5)
+    return Started(name, proc.pid, time.monotonic() - began, f"{host}:{port}", log, stop)
 
 
 class ServiceStack:
@@ -170,33 +263,16 @@ class ServiceStack:
     def _java_service(
         self, name: str, argv: list[str], host: str, port: int, timeout: float = 180
     ) -> Started:
-        directory = self.settings.directory / name
-        directory.mkdir(parents=True, exist_ok=True)
-        log = directory / f"{name}.log"
-        env = {**self.env, "SPARK_LOCAL_IP": self.settings.bind, "SPARK_HOME": str(spark_home())}
-        env["PYSPARK_PYTHON"] = sys.executable
-        began = time.monotonic()
-        with open(log, "ab") as handle:
-            proc = subprocess.Popen(
-                argv, cwd=directory, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-        def stop() -> None:
-            from elt_platform.airflow_local import stop_processes
-
-            stop_processes([proc.pid])
-            proc.wait(timeout=30)  # reap it (and let its Popen know: no "still running" warning)
-
-        deadline = began + timeout
-        while not port_open(host, port):
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace").splitlines()[-15:]
-                raise ServiceError(f"{name} exited ({proc.returncode}); {log}:\n" + "\n".join(tail))
-            if time.monotonic() > deadline:
-                stop()
-                raise ServiceError(f"{name} not listening on {host}:{port} after {timeout:.0f}s; see {log}")
-            time.sleep(0.5)
-        return Started(name, proc.pid, time.monotonic() - began, f"{host}:{port}", log, stop)
+        return start_java_service(
+            name,
+            argv,
+            host=host,
+            port=port,
+            directory=self.settings.directory / name,
+            env=self.env,
+            bind=self.settings.bind,
+            timeout=timeout,
+        )
 
     def _object_store(self) -> Started:
         config = S3ProxyConfig(
@@ -238,13 +314,15 @@ class ServiceStack:
             # SPARK_WORKER_CORES / SPARK_WORKER_MEMORY / SPARK_WORKER_WEBUI_PORT: read by the worker itself.
             webui = int(self.env.get("SPARK_WORKER_WEBUI_PORT") or 8091)
             return self._java_service(name, argv, self.settings.bind, webui)
-        properties = _write_private(
+        properties = write_private(
             self.settings.directory / name / "spark-thrift.conf", thrift_properties(self.env, self.settings)
         )
-        argv = [str(home / "bin" / "spark-submit"), "--class", THRIFT_SERVER_CLASS]
-        argv += ["--name", "Thrift JDBC/ODBC Server", "--properties-file", str(properties), "spark-internal"]
         return self._java_service(
-            name, argv, self.settings.thrift.host, self.settings.thrift.port, timeout=300
+            name,
+            thrift_command(properties),
+            self.settings.thrift.host,
+            self.settings.thrift.port,
+            timeout=300,
         )
 
     def _thrift(self) -> Started:

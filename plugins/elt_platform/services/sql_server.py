@@ -40,6 +40,16 @@ HOST_VARIABLE = "ELT_SQL_HOST"
 PORT_VARIABLE = "ELT_SQL_PORT"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 10000
+#: Spark's scheduler pools: the one pool every session uses, sharing the cores fairly among its jobs.
+FAIR_POOLS = """<?xml version="1.0"?>
+<allocations>
+  <pool name="default">
+    <schedulingMode>FAIR</schedulingMode>
+    <weight>1</weight>
+    <minShare>0</minShare>
+  </pool>
+</allocations>
+"""
 #: Seconds to wait for the server's port (a first start resolves nothing: the jars are cached by then).
 START_TIMEOUT_S = 300
 
@@ -109,9 +119,14 @@ class EmbeddedSqlServer:
             "DBT_SPARK_PORT": str(self.port),
         }
 
+    @property
+    def scheduler_pools(self) -> Path:
+        return self.directory / "fairscheduler.xml"
+
     def conf(self, env: Mapping[str, str]) -> dict[str, str]:
-        """The server's Spark properties: the task drivers' catalog on ``local[*]``."""
-        return thrift_conf(
+        """The server's Spark properties: the task drivers' catalog on ``local[*]``, and fair scheduling
+        between clients (a daily full build's long jobs do not hold the fast path's short ones back)."""
+        conf = thrift_conf(
             env,
             master=env.get("ELT_SPARK_MASTER") or "local[*]",
             host=self.host,
@@ -119,6 +134,9 @@ class EmbeddedSqlServer:
             directory=self.directory,
             driver_memory="2g",
         )
+        conf["spark.scheduler.mode"] = "FAIR"
+        conf["spark.scheduler.allocation.file"] = str(self.scheduler_pools)
+        return conf
 
     def start(self, env: Mapping[str, str]) -> Started:
         """Start the server and wait until it listens (30–60 s: a Spark driver and the catalog).
@@ -139,6 +157,8 @@ class EmbeddedSqlServer:
         # opens in the namespace `default`: both must exist before the first client.
         load_catalog(PlatformConfig.from_env(dict(env))).create_namespace_if_not_exists("default")
         properties = write_private(self.directory / "spark-thrift.conf", properties_text(self.conf(env)))
+        # Every client's jobs land in the pool `default`, FIFO inside unless declared FAIR here.
+        self.scheduler_pools.write_text(FAIR_POOLS)
         return start_java_service(
             "sql-server",
             thrift_command(properties),

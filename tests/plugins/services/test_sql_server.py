@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -82,6 +83,9 @@ def test_the_server_mounts_the_task_drivers_catalog_in_local_mode(env: dict[str,
         assert conf[key] == value, key
     assert conf["spark.sql.catalog.lakehouse.uri"] == f"jdbc:sqlite:{env['ELT_HOME']}/catalog.db"
     assert conf["spark.sql.catalog.lakehouse.cache-enabled"] == "false"
+    # clients' jobs share the cores: a long build does not queue the fast path's statements behind it
+    assert conf["spark.scheduler.mode"] == "FAIR"
+    assert conf["spark.scheduler.allocation.file"] == str(server.directory / "fairscheduler.xml")
 
 
 def test_dbt_env_selects_the_thrift_target_of_the_profile(env: dict[str, str]) -> None:
@@ -134,3 +138,6 @@ def test_the_properties_file_holding_the_hash_key_is_private(
     assert "spark.elt.iin_hash_key k3y-for-the-server" in properties.read_text().splitlines()
     assert not [arg for arg in seen["argv"] if "k3y" in arg]
     assert seen["argv"][-3:] == ["--properties-file", str(properties), "spark-internal"]
+    pools = ElementTree.parse(server.scheduler_pools).getroot()
+    modes = [(pool.get("name"), pool.findtext("schedulingMode")) for pool in pools.iter("pool")]
+    assert modes == [("default", "FAIR")]

@@ -1,7 +1,9 @@
-"""Weekly Iceberg maintenance: compact small files and expire snapshots older than 7 days.
+"""Weekly Iceberg maintenance of every table: compact small files, expire snapshots older than 7 days.
 
 Keeps commits fast (metadata grows with every snapshot) while leaving a week of history for
 ``python -m elt_platform.cli rollback``. Runs ``spark_jobs.maintain_tables`` on the platform's Spark.
+Tables committed every few seconds are also cut to their last 200 snapshots hourly
+(``maintenance_snapshots``).
 """
 
 from datetime import datetime, timedelta
@@ -26,7 +28,8 @@ def maintenance_iceberg():
         from spark_jobs.maintain_tables import run
 
         lakehouse_spark_session("maintenance")
-        return run(["bronze", "silver", "gold"], older_than_days=7, retain_last=10, compact=True)
+        namespaces = ["bronze", "silver", "gold", "outbound", "ops"]
+        return run(namespaces, older_than_days=7, retain_last=10, compact=True)
 
     compact_and_expire()
 

@@ -5,7 +5,9 @@ extract runs' asset events arrived seconds apart while a transform run was activ
 coalesced. The transform ledger is the fix; this proves it with Airflow's own components (api-server
 — the execution API tasks report to —, scheduler with LocalExecutor, dag-processor) on a throw-away
 ``AIRFLOW_HOME``/``ELT_HOME``, the Alaqan sandbox as ``alaqan_default`` and a temporary 1C exchange area.
-One stack serves both scenarios, which run at the same time:
+As under ``make airflow``, every task's dbt runs on the embedded SQL server (one local Spark Thrift
+server), so the two domains' transforms share it. One stack serves both scenarios, which run at the same
+time:
 
 * Alaqan: ``python -m elt_platform.airflow_local backfill extract_alaqan`` for four days, two runs at
   a time (the DAG is paused, so the backfill also proves that no scheduled run is created);
@@ -19,6 +21,7 @@ nothing pending. Expected values come from the request and the fixture XML, not 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -111,6 +114,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from elt_platform.airflow_local import AirflowStack, Profile, migrate
     from elt_platform.sandbox.launch import SandboxOptions, alaqan
+    from elt_platform.services import sql_server
 
     began = time.monotonic()
     home = tmp_path_factory.mktemp("scheduler")
@@ -135,6 +139,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env["AIRFLOW_CONN_ALAQAN_DEFAULT"] = os.environ["AIRFLOW_CONN_ALAQAN_DEFAULT"]
         env = profile.env(env)
         migrate(env, home / "migrate.log")
+        # As `make airflow`: every task's dbt through the embedded SQL server, both domains at once.
+        env |= resources.enter_context(sql_server.serving(env, port=_free_port()))
+        assert env["DBT_TARGET"] == "prod"
         airflow = resources.enter_context(AirflowStack(profile, env))
         airflow.wait_ready()
         running = Stack(home, env, began)
@@ -245,3 +252,16 @@ def test_the_ledger_has_nothing_pending(stack, outcome, domain):
 def test_every_transform_run_succeeded_or_had_nothing_to_do(stack, outcome):
     runs = stack.runs("transform_attendance") + stack.runs("transform_catalog")
     assert runs and {r["state"] for r in runs} <= {"success"}
+
+
+def test_every_dbt_build_ran_on_the_sql_server(stack, outcome):
+    """dbt names its target when it starts; every build of both domains used the server's (``prod``)."""
+    targets: dict[str, list[str]] = {}
+    for path in (stack.home / "airflow" / "logs").rglob("*.log"):
+        dag = re.search(r"dag_id=(transform_\w+)/.*task_id=dbt_build_", str(path))
+        if dag:
+            found = re.findall(r"threads \(target='(\w+)'\)", path.read_text())
+            targets.setdefault(dag.group(1), []).extend(found)
+    assert sorted(targets) == ["transform_attendance", "transform_catalog"]
+    assert all(targets.values()), targets  # each domain built at least once
+    assert {target for found in targets.values() for target in found} == {"prod"}

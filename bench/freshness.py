@@ -470,7 +470,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         # -- phase 2 ------------------------------------------------------------------------------------
         # As `make airflow`: the embedded SQL server (a warm Spark Thrift server) serves every task's dbt.
         env["ELT_SQL_SERVER"] = opts.sql_server
-        env |= stack.enter_context(sql_server.serving(env, sys.stdout, port=_free_port()))
+        env |= stack.enter_context(sql_server.serving(env, sys.stdout, port=_free_port())).env
         airflow = AirflowStack(profile, env=env, out=sys.stdout)
         stack.callback(airflow.stop)
         airflow.start()

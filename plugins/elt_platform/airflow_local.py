@@ -478,7 +478,7 @@ def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout)
         out: progress lines.
 
     Returns:
-        0 after Ctrl-C/SIGTERM, 1 when a component exited on its own.
+        0 after Ctrl-C/SIGTERM, 1 when a component or the SQL server exited on its own.
     """
     from elt_platform.registry import call, registry
     from elt_platform.sandbox.launch import SandboxOptions
@@ -494,11 +494,11 @@ def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout)
                     file=out,
                 )
         try:
-            dbt_env = stack.enter_context(sql_server.serving(os.environ, out))
+            sql = stack.enter_context(sql_server.serving(os.environ, out))
         except (sql_server.ServiceError, ValueError) as exc:
             print(f"✘ {exc}", file=out)
             return 1
-        airflow = AirflowStack(profile, env=profile.env({**os.environ, **dbt_env}), out=out)
+        airflow = AirflowStack(profile, env=profile.env({**os.environ, **sql.env}), out=out)
         stack.callback(_report_stop, airflow, out)
         airflow.start()
         try:
@@ -508,9 +508,12 @@ def serve(profile: Profile, *, sandboxes: bool = True, out: TextIO = sys.stdout)
                 file=out,
             )
             print(f"» parallelism    {profile.parallelism} task slots; Ctrl-C stops everything", file=out)
-            while not (failed := airflow.failed()):
+            while not (failed := airflow.failed()) and not (gone := sql.failure()):
                 time.sleep(1)
-            print(f"✘ Airflow component(s) exited: {failed} (logs in {profile.log_dir})", file=out)
+            if failed:
+                print(f"✘ Airflow component(s) exited: {failed} (logs in {profile.log_dir})", file=out)
+            else:
+                print(f"✘ {gone}: every transform would fail; stopping", file=out)
             return 1
         except KeyboardInterrupt:
             return 0

@@ -196,10 +196,11 @@ def _build_through_the_sql_server() -> str:
         port = probe.getsockname()[1]
     env = {**os.environ, "ELT_SQL_SERVER": "on"}
     env.pop("DBT_TARGET", None)
-    with sql_server.serving(env, port=port) as dbt_env, pytest.MonkeyPatch.context() as mp:
-        for name, value in dbt_env.items():
+    with sql_server.serving(env, port=port) as sql, pytest.MonkeyPatch.context() as mp:
+        for name, value in sql.env.items():
             mp.setenv(name, value)
         _build(incremental=True)
+        assert sql.failure() is None
     results = PlatformConfig.from_env().home / "dbt" / "target" / "run_results.json"
     return json.loads(results.read_text())["args"]["target"]
 

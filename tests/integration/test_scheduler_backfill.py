@@ -140,7 +140,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env = profile.env(env)
         migrate(env, home / "migrate.log")
         # As `make airflow`: every task's dbt through the embedded SQL server, both domains at once.
-        env |= resources.enter_context(sql_server.serving(env, port=_free_port()))
+        env |= resources.enter_context(sql_server.serving(env, port=_free_port())).env
         assert env["DBT_TARGET"] == "prod"
         airflow = resources.enter_context(AirflowStack(profile, env))
         airflow.wait_ready()

@@ -171,8 +171,28 @@ class EmbeddedSqlServer:
         )
 
 
+@dataclass
+class Serving:
+    """What :func:`serving` yields.
+
+    Attributes:
+        env: the variables that point dbt at the server (empty when it is off): add them to the
+            environment of every process that runs dbt.
+        started: the running server (None when it is off).
+    """
+
+    env: dict[str, str]
+    started: Started | None = None
+
+    def failure(self) -> str | None:
+        """None while the server runs (or when none was started), else why it is gone, in one line."""
+        if self.started is None or self.started.running():
+            return None
+        return f"the SQL server exited; see {self.started.log}"
+
+
 @contextmanager
-def serving(env: Mapping[str, str], out: TextIO | None = None, **overrides) -> Iterator[dict[str, str]]:
+def serving(env: Mapping[str, str], out: TextIO | None = None, **overrides) -> Iterator[Serving]:
     """Run the embedded SQL server for the block, when :func:`wanted`; stop it on the way out.
 
     Args:
@@ -181,8 +201,7 @@ def serving(env: Mapping[str, str], out: TextIO | None = None, **overrides) -> I
         overrides: ``host`` / ``port`` instead of ``ELT_SQL_HOST`` / ``ELT_SQL_PORT``.
 
     Yields:
-        The variables that point dbt at it (empty when the server is off): add them to the
-        environment of every process that runs dbt.
+        The dbt variables and the server's process (:class:`Serving`).
 
     Raises:
         ServiceError: the server did not start.
@@ -190,7 +209,7 @@ def serving(env: Mapping[str, str], out: TextIO | None = None, **overrides) -> I
     out = out or sys.stdout
     if not wanted(env):
         print(f"» {'SQL server':14} off (dbt runs in each task's Spark session)", file=out, flush=True)
-        yield {}
+        yield Serving({})
         return
     server = EmbeddedSqlServer.from_env(env, **overrides)
     print(f"» {'SQL server':14} starting Spark Thrift server (local) …", file=out, flush=True)
@@ -201,6 +220,6 @@ def serving(env: Mapping[str, str], out: TextIO | None = None, **overrides) -> I
             file=out,
             flush=True,
         )
-        yield server.dbt_env()
+        yield Serving(server.dbt_env(), started)
     finally:
         started.stop()

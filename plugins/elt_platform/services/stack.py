@@ -83,6 +83,15 @@ class Started:
     def rss_mb(self) -> float:
         return process_tree_rss_mb(self.pid)
 
+    def running(self) -> bool:
+        """Whether its root process is still alive (an exited child not yet reaped counts as gone)."""
+        import psutil
+
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
 
 def write_private(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` readable by its owner only (mode 0600): it may hold secrets."""

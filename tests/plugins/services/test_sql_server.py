@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -99,8 +100,8 @@ def test_dbt_env_selects_the_thrift_target_of_the_profile(env: dict[str, str]) -
 
 
 def test_serving_with_the_switch_off_starts_nothing(env: dict[str, str], capsys) -> None:
-    with sql_server.serving({**env, "ELT_SQL_SERVER": "off"}) as dbt_env:
-        assert dbt_env == {}
+    with sql_server.serving({**env, "ELT_SQL_SERVER": "off"}) as sql:
+        assert (sql.env, sql.started, sql.failure()) == ({}, None, None)
     assert "off (dbt runs in each task's Spark session)" in capsys.readouterr().out
     assert not (Path(env["ELT_HOME"]) / "services").exists()
 
@@ -141,3 +142,23 @@ def test_the_properties_file_holding_the_hash_key_is_private(
     pools = ElementTree.parse(server.scheduler_pools).getroot()
     modes = [(pool.get("name"), pool.findtext("schedulingMode")) for pool in pools.iter("pool")]
     assert modes == [("default", "FAIR")]
+
+
+def test_a_server_that_exited_is_reported_with_its_log(tmp_path: Path) -> None:
+    """serve() stops everything when the server is gone: every transform would fail on it."""
+    import subprocess
+
+    from elt_platform.services.stack import Started
+
+    child = subprocess.Popen(["sleep", "30"])
+    log = tmp_path / "sql-server.log"
+    started = Started("sql-server", child.pid, 1.0, "127.0.0.1:1", log, child.kill)
+    sql = sql_server.Serving({"DBT_TARGET": "prod"}, started)
+    assert sql.failure() is None
+    child.kill()
+    deadline = time.monotonic() + 10
+    while sql.failure() is None and time.monotonic() < deadline:  # exited, not yet reaped: a zombie
+        time.sleep(0.05)
+    assert sql.failure() == f"the SQL server exited; see {log}"
+    child.wait()  # reaped: the pid is gone
+    assert sql.failure() == f"the SQL server exited; see {log}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -145,4 +145,76 @@ def export_state(*, catalog: Any = None, store: Any = None) -> dict[str, int]:
         table.overwrite(data, snapshot_properties={"elt.ops_exported_at": exported_at})
         written[identifier] = len(data)
     log.info("ops export: %s", written)
+    return written
+
+
+#: The state-store watermark of :func:`export_destination` (per destination): when its last export began.
+STATE_EXPORT_MARK = "ops_export:reverse_etl_state:{destination}"
+#: Records updated this long before the last export began are exported again (a transaction stamps its
+#: rows before it commits).
+STATE_EXPORT_OVERLAP = timedelta(minutes=5)
+#: A destination's rows of ``ops.reverse_etl_state`` are rewritten whole (one file) instead of merged when
+#: they are spread over more files than this (each merge adds one) or more records than this changed.
+STATE_EXPORT_MAX_FILES = 32
+STATE_EXPORT_MAX_CHANGED = 5_000
+
+
+def export_destination(
+    destination: str, run_id: str, *, catalog: Any = None, store: Any = None
+) -> dict[str, int]:
+    """Bring the ``ops`` tables up to date for one reverse-ETL run, reading only what changed.
+
+    ``ops.reverse_etl_runs`` gets the run's row, ``ops.reverse_etl_review`` the destination's review rows,
+    and ``ops.reverse_etl_state`` the destination's records updated since its last export (masked and
+    merged by external id; rewritten whole when there is no previous export, or its rows are spread over
+    more than :data:`STATE_EXPORT_MAX_FILES` files). A run that touched a few of 100,000 records writes a
+    few rows, where :func:`export_state` masks and writes every record of every destination.
+
+    Returns:
+        Table → rows written.
+    """
+    from pyiceberg.expressions import And, EqualTo, In
+
+    from elt_platform.iceberg.catalog import load_catalog
+    from elt_platform.state import get_watermark, open_state_store, set_watermark
+
+    catalog = catalog or load_catalog()
+    store = store or open_state_store()
+    exports = reverse_etl_exports
+    mine = EqualTo("destination", destination)  # type: ignore[call-arg, misc, arg-type]
+
+    def replace(identifier: str, schema: pa.Schema, rows: list[dict[str, Any]], where: Any) -> Any:
+        table = _ops_table(catalog, identifier, schema)
+        data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+        table.overwrite(data, overwrite_filter=where, snapshot_properties={"elt.run_id": run_id})
+        written[identifier] = len(rows)
+        return table
+
+    written: dict[str, int] = {}
+    this_run = And(mine, EqualTo("run_id", run_id))  # type: ignore[call-arg, misc, arg-type]
+    replace(
+        "ops.reverse_etl_runs", exports.RUNS_SCHEMA, exports.run_rows(store, destination, run_id), this_run
+    )
+    replace("ops.reverse_etl_review", exports.REVIEW_SCHEMA, exports.review_rows(store, destination), mine)
+
+    state = _ops_table(catalog, "ops.reverse_etl_state", exports.STATE_SCHEMA)
+    key = STATE_EXPORT_MARK.format(destination=destination)
+    began = datetime.now(UTC)
+    mark = get_watermark(store, key)
+    merge = (
+        mark is not None
+        and sum(1 for _ in state.scan(row_filter=mine).plan_files()) <= STATE_EXPORT_MAX_FILES
+    )
+    if mark is not None and merge:
+        since = datetime.fromisoformat(mark) - STATE_EXPORT_OVERLAP
+        changed = exports.state_rows(store, destination, updated_since=since)
+        merge = len(changed) <= STATE_EXPORT_MAX_CHANGED
+        if merge and changed:
+            ids = In("external_id", [r["external_id"] for r in changed])  # type: ignore[call-arg, misc, arg-type]
+            replace("ops.reverse_etl_state", exports.STATE_SCHEMA, changed, And(mine, ids))
+        written.setdefault("ops.reverse_etl_state", 0)
+    if not merge:
+        replace("ops.reverse_etl_state", exports.STATE_SCHEMA, exports.state_rows(store, destination), mine)
+    set_watermark(store, key, began.isoformat())
+    log.info("ops export for %s run %s: %s", destination, run_id, written)
     return written

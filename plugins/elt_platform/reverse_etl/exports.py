@@ -2,19 +2,23 @@
 
 Rows come from the outbox (:mod:`elt_platform.state.outbox`); phones and e-mails in field values and
 errors are masked unless the platform's PII setting is ``clear`` (:mod:`elt_platform.pii`). The plan
-export appends one commit per run (a rerun of the run replaces its rows); the others are snapshots
-replaced whole by :func:`elt_platform.ops.export_state`.
+export appends one commit per run (a rerun of the run replaces its rows); the others are replaced whole by
+:func:`elt_platform.ops.export_state` (after a full transform, ``elt ops-export``), and after each run
+brought up to date for its destination by :func:`elt_platform.ops.export_destination`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
 from elt_platform.http.redaction import redact_pii
 from elt_platform.pii import masking_mode
+from elt_platform.reverse_etl.plan import REVIEW
 from elt_platform.state import outbox
 from elt_platform.state.store import StateStore
 
@@ -83,23 +87,32 @@ def _mask(value: Any) -> str | None:
     return text if masking_mode() == "clear" else redact_pii(text)
 
 
-def state_rows(store: StateStore) -> list[dict[str, Any]]:
-    """Outbox records, personal data masked."""
+def state_rows(
+    store: StateStore,
+    destination: str | None = None,
+    *,
+    statuses: Iterable[str] | None = None,
+    updated_since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox records, personal data masked (filters as :func:`elt_platform.state.outbox.list_records`)."""
     return [
         {**r, "sent_fields": _mask(r["sent_fields"]), "last_error": _mask(r["last_error"])}
-        for r in outbox.list_records(store)
+        for r in outbox.list_records(store, destination, statuses=statuses, updated_since=updated_since)
     ]
 
 
-def run_rows(store: StateStore) -> list[dict[str, Any]]:
-    """Every run with its summary (counts only: nothing to mask)."""
-    return outbox.list_runs(store)
+def run_rows(
+    store: StateStore, destination: str | None = None, run_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Runs with their summaries (counts only: nothing to mask)."""
+    return outbox.list_runs(store, destination, run_id)
 
 
-def review_rows(store: StateStore) -> list[dict[str, Any]]:
+def review_rows(store: StateStore, destination: str | None = None) -> list[dict[str, Any]]:
     """Records waiting for a person: ambiguous matches and rows breaking the contract."""
     return [
-        {**r, "reason": _mask(r["last_error"])} for r in outbox.list_records(store) if r["status"] == "review"
+        {**r, "reason": _mask(r["last_error"])}
+        for r in outbox.list_records(store, destination, statuses=[REVIEW])
     ]
 
 

@@ -328,7 +328,7 @@ def report_run(
     Args:
         counts: what :func:`execute_run` returned; None when execution was skipped (dry run, rejected).
     """
-    from elt_platform.ops import export_plan, export_state
+    from elt_platform.ops import export_destination, export_plan
 
     store = store or open_state_store()
     queues = outbox.queue_sizes(store, name).get(name, {})
@@ -351,7 +351,7 @@ def report_run(
         ", ".join(f"{k} {report[k]}" for k in (*REPORT_COUNTS, "retry_queue", "dead_letters")),
     )
     export_plan(name, run_id, store=store, catalog=catalog)
-    export_state(store=store, catalog=catalog)
+    export_destination(name, run_id, store=store, catalog=catalog)
     return report
 
 

@@ -432,19 +432,42 @@ def queue_sizes(store: StateStore, destination: str | None = None) -> dict[str, 
     return sizes
 
 
-def list_records(store: StateStore) -> list[dict[str, Any]]:
-    """Every outbox record (for ``ops.reverse_etl_state``)."""
+def list_records(
+    store: StateStore,
+    destination: str | None = None,
+    *,
+    statuses: Iterable[str] | None = None,
+    updated_since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox records (for ``ops.reverse_etl_state``), by destination and external id.
+
+    Args:
+        destination: one destination's only.
+        statuses: only records in these statuses.
+        updated_since: only records updated at or after this time.
+    """
+    records = reverse_etl_records.c
+    query = select(reverse_etl_records).order_by(records.destination, records.external_id)
+    if destination is not None:
+        query = query.where(records.destination == destination)
+    if statuses is not None:
+        query = query.where(records.status.in_(list(statuses)))
+    if updated_since is not None:
+        query = query.where(records.updated_at >= updated_since)
     with store.transaction(write=False) as conn:
-        rows = conn.execute(
-            select(reverse_etl_records).order_by(
-                reverse_etl_records.c.destination, reverse_etl_records.c.external_id
-            )
-        ).all()
+        rows = conn.execute(query).all()
     return [dict(r._mapping) for r in rows]
 
 
-def list_runs(store: StateStore) -> list[dict[str, Any]]:
-    """Every run (for ``ops.reverse_etl_runs``)."""
+def list_runs(
+    store: StateStore, destination: str | None = None, run_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Runs (for ``ops.reverse_etl_runs``), oldest first; one destination's, or one run's."""
+    query = select(reverse_etl_runs).order_by(reverse_etl_runs.c.started_at)
+    if destination is not None:
+        query = query.where(reverse_etl_runs.c.destination == destination)
+    if run_id is not None:
+        query = query.where(reverse_etl_runs.c.run_id == run_id)
     with store.transaction(write=False) as conn:
-        rows = conn.execute(select(reverse_etl_runs).order_by(reverse_etl_runs.c.started_at)).all()
+        rows = conn.execute(query).all()
     return [dict(r._mapping) for r in rows]

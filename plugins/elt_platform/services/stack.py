@@ -227,14 +227,18 @@ def start_java_service(
         proc.wait(timeout=30)  # reap it (and let its Popen know: no "still running" warning)
 
     deadline = began + timeout
-    while not port_open(host, port):
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            raise ServiceError(f"{name} exited ({proc.returncode}); {log}:\n" + "\n".join(tail))
-        if time.monotonic() > deadline:
+    try:
+        while not port_open(host, port):
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                raise ServiceError(f"{name} exited ({proc.returncode}); {log}:\n" + "\n".join(tail))
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{name} not listening on {host}:{port} after {timeout:.0f}s; see {log}")
+            time.sleep(0.5)
+    except BaseException:  # a timeout, or Ctrl-C while it starts: leave no half-started JVM behind
+        if proc.poll() is None:
             stop()
-            raise ServiceError(f"{name} not listening on {host}:{port} after {timeout:.0f}s; see {log}")
-        time.sleep(0.5)
+        raise
     return Started(name, proc.pid, time.monotonic() - began, f"{host}:{port}", log, stop)
 
 

@@ -162,3 +162,29 @@ def test_a_server_that_exited_is_reported_with_its_log(tmp_path: Path) -> None:
     assert sql.failure() == f"the SQL server exited; see {log}"
     child.wait()  # reaped: the pid is gone
     assert sql.failure() == f"the SQL server exited; see {log}"
+
+
+def test_ctrl_c_while_a_service_starts_leaves_no_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psutil
+
+    from elt_platform.services import stack
+
+    def interrupted(host: str, port: int, timeout: float = 1.0) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stack, "port_open", interrupted)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(KeyboardInterrupt):
+        stack.start_java_service(
+            "sql-server",
+            ["sleep", "60"],
+            host="127.0.0.1",
+            port=1,
+            directory=tmp_path,
+            env=dict(os.environ),
+            bind="127.0.0.1",
+        )
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []

@@ -54,8 +54,27 @@ def _validator(contract: str) -> Any:
     return Draft202012Validator(schema)
 
 
+@functools.cache
+def _conforms(contract: str) -> Any:
+    """The contract compiled to Python by fastjsonschema: ~30x faster than jsonschema per row, which a
+    plan of 10,000 changed rows notices (3 s). Only the keywords the contracts use, all of them defined
+    alike in drafts 7 and 2020-12; ``format`` stays an annotation, as jsonschema treats it."""
+    import fastjsonschema
+
+    schema = json.loads((Path(REPO_ROOT) / contract).read_text(encoding="utf-8"))
+    schema.pop("$schema", None)
+    return fastjsonschema.compile(schema, use_formats=False)
+
+
 def contract_errors(row: dict[str, Any], contract: str) -> str | None:
     """Why ``row`` breaks the contract (first errors, one line), or None when it conforms."""
+    import fastjsonschema
+
+    try:
+        _conforms(contract)(row)
+        return None
+    except fastjsonschema.JsonSchemaValueException:
+        pass  # jsonschema explains it: every error, by path
     errors = sorted(_validator(contract).iter_errors(row), key=lambda e: list(e.path))
     if not errors:
         return None

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from elt_platform.config import REPO_ROOT
 
@@ -21,9 +25,36 @@ from elt_platform.config import REPO_ROOT
 MAX_REASON_LENGTH = 300
 
 
-def read_outbound(identifier: str, *, catalog: Any = None) -> list[dict[str, Any]]:
-    """Every row of the outbound table ``identifier`` as JSON-ready dicts (dates as ISO text, decimals
-    as numbers), ordered by ``external_id``; no table yet → no rows."""
+@dataclass(frozen=True)
+class Outbound:
+    """An outbound table read once, in external-id order: its keys for planning, and whole rows (as
+    JSON-ready dicts) only for the rows a plan picks — a run with one changed row among 100,000 turns one
+    row into Python objects, not 100,000 of 25 columns each."""
+
+    table: pa.Table
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def keys(self) -> list[dict[str, Any]]:
+        """``external_id`` and ``row_hash`` of every row."""
+        return self.table.select(["external_id", "row_hash"]).to_pylist()
+
+    def rows(self, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The first row of each of ``external_ids`` (dates as ISO text, decimals as numbers)."""
+        import pyarrow.compute as pc
+
+        wanted = pa.array(sorted(set(external_ids)), type=self.table.schema.field("external_id").type)
+        picked = self.table.filter(pc.is_in(self.table["external_id"], value_set=wanted))
+        out: dict[str, dict[str, Any]] = {}
+        for row in picked.to_pylist():
+            out.setdefault(row["external_id"], {k: _plain(v) for k, v in row.items()})
+        return out
+
+
+def read_outbound(identifier: str, *, catalog: Any = None) -> Outbound:
+    """The outbound table ``identifier`` ordered by ``external_id`` (a stable sort: rows sharing an id keep
+    the table's order); no table yet → no rows."""
     from pyiceberg.exceptions import NoSuchTableError
 
     from elt_platform.iceberg.catalog import load_catalog
@@ -32,9 +63,10 @@ def read_outbound(identifier: str, *, catalog: Any = None) -> list[dict[str, Any
     try:
         table = catalog.load_table(identifier)
     except NoSuchTableError:
-        return []
-    rows = [{k: _plain(v) for k, v in row.items()} for row in table.scan().to_arrow().to_pylist()]
-    return sorted(rows, key=lambda r: str(r.get("external_id")))
+        return Outbound(
+            pa.table({"external_id": pa.array([], pa.string()), "row_hash": pa.array([], pa.string())})
+        )
+    return Outbound(table.scan().to_arrow().sort_by("external_id"))
 
 
 def _plain(value: Any) -> Any:

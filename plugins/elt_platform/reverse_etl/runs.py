@@ -18,6 +18,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,11 +97,14 @@ def plan_run(
         now = utcnow()
         outbox.start_run(store, name, run_id, dry_run=dry_run)
         first_run = not outbox.has_sent_before(store, name)
-        rows = feed.read_outbound(destination.outbound_table, catalog=catalog)
+        outbound = feed.read_outbound(destination.outbound_table, catalog=catalog)
         records = outbox.load_records(store, name)
-        # Only rows needing work are checked against the contract: a run with one changed row among
-        # 100,000 validates one row. A row breaking it is reported (and not sent) until it changes.
-        selection = select_candidates(rows, records, now)
+        # Rows are picked by their keys; only those needing work are read whole and checked against the
+        # contract: a run with one changed row among 100,000 validates one row. A row breaking it is
+        # reported (and not sent) until it changes.
+        selection = select_candidates(outbound.keys(), records, now)
+        whole = outbound.rows(c.external_id for c in selection.candidates)
+        selection.candidates = [replace(c, row=whole[c.external_id]) for c in selection.candidates]
         valid, invalid = [], []
         for candidate in selection.candidates:
             if candidate.reason == DUPLICATE:
@@ -144,7 +148,7 @@ def plan_run(
         "destination": name,
         "run_id": run_id,
         "dry_run": dry_run,
-        "rows": len(rows),
+        "rows": len(outbound),
         "candidates": len(valid) + len(invalid),
         "actions": dict(sorted(actions.items())),
         "left_alone": dict(sorted(selection.left_alone.items())),

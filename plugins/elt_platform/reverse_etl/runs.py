@@ -98,13 +98,17 @@ def plan_run(
         outbox.start_run(store, name, run_id, dry_run=dry_run)
         first_run = not outbox.has_sent_before(store, name)
         outbound = feed.read_outbound(destination.outbound_table, catalog=catalog)
-        records = outbox.load_records(store, name)
+        records = outbox.record_keys(store, name)
         # Rows are picked by their keys; only those needing work are read whole and checked against the
         # contract: a run with one changed row among 100,000 validates one row. A row breaking it is
         # reported (and not sent) until it changes.
         selection = select_candidates(outbound.keys(), records, now)
         whole = outbound.rows(c.external_id for c in selection.candidates)
-        selection.candidates = [replace(c, row=whole[c.external_id]) for c in selection.candidates]
+        known = outbox.load_records(store, name, [c.external_id for c in selection.candidates if c.record])
+        selection.candidates = [
+            replace(c, row=whole[c.external_id], record=known.get(c.external_id, c.record))
+            for c in selection.candidates
+        ]
         valid, invalid = [], []
         for candidate in selection.candidates:
             if candidate.reason == DUPLICATE:

@@ -102,6 +102,28 @@ def load_records(
     }
 
 
+def record_keys(store: StateStore, destination: str) -> dict[str, Record]:
+    """Every record of ``destination`` with what picking candidates reads (status, hash, retry time) and
+    nothing else: a plan over 100,000 records decodes the sent fields of its candidates only
+    (:func:`load_records` with their ids)."""
+    records = reverse_etl_records.c
+    query = select(records.external_id, records.status, records.row_hash, records.next_attempt_at).where(
+        records.destination == destination
+    )
+    with store.transaction(write=False) as conn:
+        rows = conn.execute(query).all()
+    return {
+        r.external_id: Record(
+            destination=destination,
+            external_id=r.external_id,
+            status=r.status,
+            row_hash=r.row_hash,
+            next_attempt_at=r.next_attempt_at,
+        )
+        for r in rows
+    }
+
+
 def start_run(store: StateStore, destination: str, run_id: str, *, dry_run: bool) -> None:
     """Record a run's start; a rerun of the same run id replaces its earlier plan."""
     now = utcnow()

@@ -49,6 +49,9 @@ def maintenance_statements(
     return statements
 
 
+#: Every namespace the platform writes: what the maintenance goes over.
+NAMESPACES = ("bronze", "silver", "gold", "outbound", "ops")
+
 #: Metadata files kept per table: every commit writes a new ``metadata.json`` holding every live snapshot;
 #: without these properties a table committed twice a minute leaves thousands of them a day.
 METADATA_PROPERTIES = {
@@ -121,7 +124,7 @@ def run(namespaces: list[str], *, older_than_days: int, retain_last: int, compac
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--namespaces", nargs="+", default=["bronze", "silver", "gold", "outbound", "ops"])
+    parser.add_argument("--namespaces", nargs="+", default=list(NAMESPACES))
     parser.add_argument("--older-than-days", type=int, default=7)
     parser.add_argument("--retain-last", type=int, default=10)
     parser.add_argument("--compact", action="store_true")

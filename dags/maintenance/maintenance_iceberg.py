@@ -24,12 +24,9 @@ from airflow.sdk import dag, task
 def maintenance_iceberg():
     @task
     def compact_and_expire() -> dict:
-        from elt_platform.iceberg.catalog import lakehouse_spark_session
-        from spark_jobs.maintain_tables import run
+        from elt_platform.iceberg.maintenance import maintain_every_table
 
-        lakehouse_spark_session("maintenance")
-        namespaces = ["bronze", "silver", "gold", "outbound", "ops"]
-        return run(namespaces, older_than_days=7, retain_last=10, compact=True)
+        return maintain_every_table()
 
     compact_and_expire()
 

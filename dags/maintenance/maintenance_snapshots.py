@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-NAMESPACES = ["bronze", "silver", "gold", "outbound", "ops"]
-
 
 @dag(
     dag_id="maintenance_snapshots",
@@ -30,19 +28,9 @@ NAMESPACES = ["bronze", "silver", "gold", "outbound", "ops"]
 def maintenance_snapshots():
     @task
     def trim_busy_tables() -> dict:
-        import logging
+        from elt_platform.iceberg.maintenance import trim_busy_tables
 
-        from elt_platform.iceberg.maintenance import BUSY_KEEP_HOURS, BUSY_SNAPSHOTS, long_histories
-
-        tables = long_histories(NAMESPACES)
-        if not tables:
-            logging.getLogger(__name__).info("no table holds more than %d snapshots", BUSY_SNAPSHOTS)
-            return {}
-        from elt_platform.iceberg.catalog import lakehouse_spark_session
-        from spark_jobs.maintain_tables import trim
-
-        lakehouse_spark_session("maintenance")
-        return trim(tables, keep_hours=BUSY_KEEP_HOURS, retain_last=BUSY_SNAPSHOTS)
+        return trim_busy_tables()
 
     trim_busy_tables()
 

@@ -43,7 +43,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any, TextIO
 
-from elt_platform.config import REPO_ROOT, PlatformConfig
+from elt_platform.config import REPO_ROOT, PlatformConfig, port_setting
 
 HOST_VARIABLE = "ELT_AIRFLOW_HOST"
 PORT_VARIABLE = "ELT_AIRFLOW_PORT"
@@ -107,13 +107,10 @@ class Profile:
         """
         env = os.environ if env is None else env
         home = Path(env.get("AIRFLOW_HOME") or PlatformConfig.from_env(dict(env)).home / "airflow")
-        port = env.get(PORT_VARIABLE) or str(DEFAULT_PORT)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{PORT_VARIABLE}={port!r} is not a TCP port")
         values: dict[str, Any] = {
             "airflow_home": home,
             "host": env.get(HOST_VARIABLE) or DEFAULT_HOST,
-            "port": int(port),
+            "port": port_setting(env, PORT_VARIABLE, DEFAULT_PORT),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

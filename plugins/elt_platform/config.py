@@ -126,6 +126,18 @@ def load_env_file(path: Path | None = None) -> Path | None:
     return path
 
 
+def port_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    """A TCP port from the variable ``name``, else ``default``.
+
+    Raises:
+        ValueError: the variable is set to something that is not a port number (one line naming it).
+    """
+    value = env.get(name) or str(default)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{name}={value!r} is not a TCP port")
+    return int(value)
+
+
 def is_time_zone(name: str) -> bool:
     """Whether ``name`` is a zone of the IANA time zone database (``Asia/Almaty``; not ``+05:00``).
 

@@ -110,18 +110,36 @@ def export_plan(destination: str, run_id: str, *, catalog: Any = None, store: An
 
     catalog = catalog or load_catalog()
     store = store or open_state_store()
-    schema = reverse_etl_exports.PLAN_SCHEMA
-    rows = reverse_etl_exports.plan_rows(store, destination, run_id)
-    data = pa.Table.from_pylist(rows, schema=schema)
-    table = _ops_table(catalog, reverse_etl_exports.PLAN_TABLE, schema)
-    table.overwrite(
-        data,
-        overwrite_filter=And(
+    return _replace_rows(
+        catalog,
+        reverse_etl_exports.PLAN_TABLE,
+        reverse_etl_exports.PLAN_SCHEMA,
+        reverse_etl_exports.plan_rows(store, destination, run_id),
+        where=And(
             EqualTo("destination", destination),  # type: ignore[call-arg, misc, arg-type]
             EqualTo("run_id", run_id),  # type: ignore[call-arg, misc, arg-type]
         ),
-        snapshot_properties={"elt.run_id": run_id},
+        properties={"elt.run_id": run_id},
     )
+
+
+def _replace_rows(
+    catalog: Any,
+    identifier: str,
+    schema: pa.Schema,
+    rows: list[dict[str, Any]],
+    *,
+    where: Any = None,
+    properties: dict[str, str],
+) -> int:
+    """Replace the rows of ``ops.<table>`` matching ``where`` (all of them when None) by ``rows``, in one
+    commit; returns the rows written."""
+    from pyiceberg.expressions import AlwaysTrue
+
+    data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+    table = _ops_table(catalog, identifier, schema)
+    where = AlwaysTrue() if where is None else where
+    table.overwrite(data, overwrite_filter=where, snapshot_properties=properties)
     return len(data)
 
 
@@ -139,11 +157,9 @@ def export_state(*, catalog: Any = None, store: Any = None) -> dict[str, int]:
     exported_at = datetime.now(UTC).isoformat()
     written = {}
     for identifier, (schema, lister) in OPS_TABLES.items():
-        rows = _rows(lister, store)
-        data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
-        table = _ops_table(catalog, identifier, schema)
-        table.overwrite(data, snapshot_properties={"elt.ops_exported_at": exported_at})
-        written[identifier] = len(data)
+        written[identifier] = _replace_rows(
+            catalog, identifier, schema, _rows(lister, store), properties={"elt.ops_exported_at": exported_at}
+        )
     log.info("ops export: %s", written)
     return written
 
@@ -182,39 +198,51 @@ def export_destination(
     store = store or open_state_store()
     exports = reverse_etl_exports
     mine = EqualTo("destination", destination)  # type: ignore[call-arg, misc, arg-type]
-
-    def replace(identifier: str, schema: pa.Schema, rows: list[dict[str, Any]], where: Any) -> Any:
-        table = _ops_table(catalog, identifier, schema)
-        data = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
-        table.overwrite(data, overwrite_filter=where, snapshot_properties={"elt.run_id": run_id})
-        written[identifier] = len(rows)
-        return table
-
-    written: dict[str, int] = {}
     this_run = And(mine, EqualTo("run_id", run_id))  # type: ignore[call-arg, misc, arg-type]
-    replace(
-        "ops.reverse_etl_runs", exports.RUNS_SCHEMA, exports.run_rows(store, destination, run_id), this_run
-    )
-    replace("ops.reverse_etl_review", exports.REVIEW_SCHEMA, exports.review_rows(store, destination), mine)
+    stamp = {"elt.run_id": run_id}
+    written = {
+        "ops.reverse_etl_runs": _replace_rows(
+            catalog,
+            "ops.reverse_etl_runs",
+            exports.RUNS_SCHEMA,
+            exports.run_rows(store, destination, run_id),
+            where=this_run,
+            properties=stamp,
+        ),
+        "ops.reverse_etl_review": _replace_rows(
+            catalog,
+            "ops.reverse_etl_review",
+            exports.REVIEW_SCHEMA,
+            exports.review_rows(store, destination),
+            where=mine,
+            properties=stamp,
+        ),
+    }
 
-    state = _ops_table(catalog, "ops.reverse_etl_state", exports.STATE_SCHEMA)
     key = STATE_EXPORT_MARK.format(destination=destination)
     began = datetime.now(UTC)
     mark = get_watermark(store, key)
-    merge = (
+    state = _ops_table(catalog, "ops.reverse_etl_state", exports.STATE_SCHEMA)
+    changed = None  # None: rewrite the destination's rows whole
+    if (
         mark is not None
         and sum(1 for _ in state.scan(row_filter=mine).plan_files()) <= STATE_EXPORT_MAX_FILES
-    )
-    if mark is not None and merge:
+    ):
         since = datetime.fromisoformat(mark) - STATE_EXPORT_OVERLAP
         changed = exports.state_rows(store, destination, updated_since=since)
-        merge = len(changed) <= STATE_EXPORT_MAX_CHANGED
-        if merge and changed:
-            ids = In("external_id", [r["external_id"] for r in changed])  # type: ignore[call-arg, misc, arg-type]
-            replace("ops.reverse_etl_state", exports.STATE_SCHEMA, changed, And(mine, ids))
-        written.setdefault("ops.reverse_etl_state", 0)
-    if not merge:
-        replace("ops.reverse_etl_state", exports.STATE_SCHEMA, exports.state_rows(store, destination), mine)
+        if len(changed) > STATE_EXPORT_MAX_CHANGED:
+            changed = None
+    where: Any = mine
+    if changed is None:
+        rows = exports.state_rows(store, destination)
+    else:
+        rows = changed
+        where = And(mine, In("external_id", [r["external_id"] for r in changed]))  # type: ignore[call-arg, misc, arg-type]
+    written["ops.reverse_etl_state"] = 0
+    if rows or changed is None:  # nothing changed since the last export: nothing to commit
+        written["ops.reverse_etl_state"] = _replace_rows(
+            catalog, "ops.reverse_etl_state", exports.STATE_SCHEMA, rows, where=where, properties=stamp
+        )
     set_watermark(store, key, began.isoformat())
     log.info("ops export for %s run %s: %s", destination, run_id, written)
     return written

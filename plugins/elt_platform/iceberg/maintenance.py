@@ -84,3 +84,31 @@ def long_histories(namespaces: list[str], max_snapshots: int = BUSY_SNAPSHOTS) -
                 missing = any(properties.get(k) != v for k, v in METADATA_PROPERTIES.items())
                 found[".".join(identifier)] = missing
     return found
+
+
+def maintain_every_table() -> dict[str, int]:
+    """The weekly maintenance: every table of the platform's namespaces compacted, and its snapshots older
+    than 7 days expired (the last 10 kept), on the platform's Spark."""
+    from elt_platform.iceberg.catalog import lakehouse_spark_session
+    from spark_jobs.maintain_tables import NAMESPACES, run
+
+    lakehouse_spark_session("maintenance")
+    return run(list(NAMESPACES), older_than_days=7, retain_last=10, compact=True)
+
+
+def trim_busy_tables() -> dict[str, int]:
+    """The hourly trim: every table holding more than :data:`BUSY_SNAPSHOTS` snapshots keeps its newest
+    ones and the last :data:`BUSY_KEEP_HOURS` (:func:`spark_jobs.maintain_tables.trim`). Nothing to trim:
+    no Spark is started."""
+    import logging
+
+    from spark_jobs.maintain_tables import NAMESPACES, trim
+
+    tables = long_histories(list(NAMESPACES))
+    if not tables:
+        logging.getLogger(__name__).info("no table holds more than %d snapshots", BUSY_SNAPSHOTS)
+        return {}
+    from elt_platform.iceberg.catalog import lakehouse_spark_session
+
+    lakehouse_spark_session("maintenance")
+    return trim(tables, keep_hours=BUSY_KEEP_HOURS, retain_last=BUSY_SNAPSHOTS)

@@ -398,13 +398,13 @@ def destination_statuses(
 ) -> list[DestinationStatus]:
     """Every registered destination (see :class:`DestinationStatus`)."""
     from elt_platform.reverse_etl.exports import state_rows
-    from elt_platform.reverse_etl.plan import RECORD_STATUSES, SENT
+    from elt_platform.reverse_etl.plan import UNSENT
     from elt_platform.state import outbox
 
     runs = outbox.list_runs(store)
     queues = outbox.queue_sizes(store)
     # Only records that may carry an error: a sent one never does (a page of 100,000 deals masks a few).
-    records = state_rows(store, statuses=[s for s in RECORD_STATUSES if s != SENT])
+    records = state_rows(store, statuses=UNSENT)
     statuses = []
     for dest in reg.destinations.values():
         own = [r for r in runs if r["destination"] == dest.name]

@@ -20,7 +20,8 @@ DEAD = "dead"  # gave up after max attempts; `elt reverse-etl requeue` puts it b
 REVIEW = "review"  # ambiguous match: a person must decide; requeue after fixing the CRM
 SKIPPED = "skipped"  # planned and nothing to write (unchanged in the CRM or every change protected)
 QUEUED = "queued"  # put back by `elt reverse-etl requeue` (from dead or review): planned on the next run
-RECORD_STATUSES = (SENT, INTENT, FAILED, DEAD, REVIEW, SKIPPED, QUEUED)
+#: A record whose last write is not (yet) in the CRM: only these carry an error.
+UNSENT = (INTENT, FAILED, DEAD, REVIEW, QUEUED)
 
 # Why a row is a candidate.
 NEW, CHANGED, RETRY, RECOVER, REQUEUED = "new", "changed", "retry", "recover", "requeued"

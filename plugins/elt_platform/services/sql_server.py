@@ -29,10 +29,8 @@ from elt_platform.services.stack import (
     Started,
     port_open,
     properties_text,
-    start_java_service,
-    thrift_command,
+    start_thrift_server,
     thrift_conf,
-    write_private,
 )
 
 SWITCH_VARIABLE = "ELT_SQL_SERVER"
@@ -89,15 +87,12 @@ class EmbeddedSqlServer:
         Raises:
             ValueError: ``ELT_SQL_PORT`` is not a port number.
         """
-        from elt_platform.config import PlatformConfig
+        from elt_platform.config import PlatformConfig, port_setting
 
-        port = env.get(PORT_VARIABLE) or str(DEFAULT_PORT)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{PORT_VARIABLE}={port!r} is not a TCP port")
         values: dict[str, Any] = {
             "home": PlatformConfig.from_env(dict(env)).home,
             "host": env.get(HOST_VARIABLE) or DEFAULT_HOST,
-            "port": int(port),
+            "port": port_setting(env, PORT_VARIABLE, DEFAULT_PORT),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -145,23 +140,17 @@ class EmbeddedSqlServer:
             ServiceError: the port is taken, or the server exited or did not listen in time (the
                 message names its log).
         """
-        from elt_platform.config import PlatformConfig
-        from elt_platform.iceberg.catalog import load_catalog
-
         if port_open(self.host, self.port):
             raise ServiceError(
                 f"{self.host}:{self.port} is already taken: set {PORT_VARIABLE} to a free port, "
                 f"or {SWITCH_VARIABLE}=off to run dbt in each task's own Spark session"
             )
-        # pyiceberg creates the catalog's tables (Spark is told not to), and a HiveServer2 session
-        # opens in the namespace `default`: both must exist before the first client.
-        load_catalog(PlatformConfig.from_env(dict(env))).create_namespace_if_not_exists("default")
-        properties = write_private(self.directory / "spark-thrift.conf", properties_text(self.conf(env)))
         # Every client's jobs land in the pool `default`, FIFO inside unless declared FAIR here.
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.scheduler_pools.write_text(FAIR_POOLS)
-        return start_java_service(
+        return start_thrift_server(
             "sql-server",
-            thrift_command(properties),
+            properties_text(self.conf(env)),
             host=self.host,
             port=self.port,
             directory=self.directory,

@@ -187,6 +187,42 @@ def thrift_command(properties: Path) -> list[str]:
     ]
 
 
+def start_thrift_server(
+    name: str,
+    properties: str,
+    *,
+    host: str,
+    port: int,
+    directory: Path,
+    env: Mapping[str, str],
+    bind: str,
+    timeout: float = 300,
+) -> Started:
+    """Start a Spark Thrift server (:func:`thrift_command`) with ``properties`` (:func:`properties_text`)
+    in a mode-0600 file under ``directory``, once its catalog can serve a first client.
+
+    Raises:
+        ServiceError: as :func:`start_java_service`.
+    """
+    from elt_platform.config import PlatformConfig
+    from elt_platform.iceberg.catalog import load_catalog
+
+    # pyiceberg creates the JDBC catalog's tables (Spark is told not to, see spark_jobs.session), and a
+    # HiveServer2 session opens in the namespace `default`: both must exist before the first client.
+    load_catalog(PlatformConfig.from_env(dict(env))).create_namespace_if_not_exists("default")
+    conf_file = write_private(directory / "spark-thrift.conf", properties)
+    return start_java_service(
+        name,
+        thrift_command(conf_file),
+        host=host,
+        port=port,
+        directory=directory,
+        env=env,
+        bind=bind,
+        timeout=timeout,
+    )
+
+
 def start_java_service(
     name: str,
     argv: list[str],
@@ -327,25 +363,18 @@ class ServiceStack:
             # SPARK_WORKER_CORES / SPARK_WORKER_MEMORY / SPARK_WORKER_WEBUI_PORT: read by the worker itself.
             webui = int(self.env.get("SPARK_WORKER_WEBUI_PORT") or 8091)
             return self._java_service(name, argv, self.settings.bind, webui)
-        properties = write_private(
-            self.settings.directory / name / "spark-thrift.conf", thrift_properties(self.env, self.settings)
-        )
-        return self._java_service(
-            name,
-            thrift_command(properties),
-            self.settings.thrift.host,
-            self.settings.thrift.port,
-            timeout=300,
-        )
+        raise ValueError(f"unknown Spark service {name!r}")
 
     def _thrift(self) -> Started:
-        from elt_platform.config import PlatformConfig
-        from elt_platform.iceberg.catalog import load_catalog
-
-        # pyiceberg creates the JDBC catalog's tables (Spark is told not to, see spark_jobs.session), and
-        # a HiveServer2 session opens in the namespace `default`: both must exist before the first client.
-        load_catalog(PlatformConfig.from_env(self.env)).create_namespace_if_not_exists("default")
-        return self._spark("spark-thrift")
+        return start_thrift_server(
+            "spark-thrift",
+            thrift_properties(self.env, self.settings),
+            host=self.settings.thrift.host,
+            port=self.settings.thrift.port,
+            directory=self.settings.directory / "spark-thrift",
+            env=self.env,
+            bind=self.settings.bind,
+        )
 
     # -- the stack -------------------------------------------------------------------------------------
 

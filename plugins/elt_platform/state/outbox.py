@@ -77,15 +77,12 @@ def load_records(
 ) -> dict[str, Record]:
     """The outbox records of ``destination`` by external id: every one, or those of ``external_ids``."""
     with store.transaction(write=False) as conn:
-        rows: list[Any] = (
-            list(_records_by_id(conn, destination, external_ids).values())
-            if external_ids is not None
-            else list(
-                conn.execute(
-                    select(reverse_etl_records).where(reverse_etl_records.c.destination == destination)
-                ).all()
-            )
-        )
+        rows: list[Any]
+        if external_ids is not None:
+            rows = list(_records_by_id(conn, destination, external_ids).values())
+        else:
+            query = select(reverse_etl_records).where(reverse_etl_records.c.destination == destination)
+            rows = list(conn.execute(query).all())
     return {
         r.external_id: Record(
             destination=r.destination,

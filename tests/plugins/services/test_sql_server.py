@@ -130,7 +130,7 @@ def test_the_properties_file_holding_the_hash_key_is_private(
         seen["argv"] = argv
         raise ServiceError("stop here")
 
-    monkeypatch.setattr(sql_server, "start_java_service", fake_start)
+    monkeypatch.setattr("elt_platform.services.stack.start_java_service", fake_start)
     server = EmbeddedSqlServer.from_env(env, port=1)  # nothing listens on port 1
     with pytest.raises(ServiceError, match="stop here"):
         server.start(env)

@@ -28,11 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script: make ``bench`` importable
-    sys.path.insert(0, str(REPO_ROOT))
-
-from bench.harness import last_json_line, vm_mb  # noqa: E402  (importable once the root is on sys.path)
+from harness import REPO_ROOT, last_json_line, vm_mb
 
 DEFAULT_FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "commerceml" / "carono_cml2.07" / "offers.xml"
 TARGET_RATIO = 0.5

@@ -57,12 +57,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH, wherever this is run from
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from bench.harness import (  # noqa: E402 - after the path set-up above
+from harness import (  # the sibling script: puts the repository on sys.path
     RESULTS_DIR,
     mark_targets,
     percentile,
@@ -317,14 +312,6 @@ def _seconds(value: float | None) -> str:
     return "lost" if value is None else f"{value:.0f}s"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _watch(
     changes: list[Change], bitrix24_url: str, amocrm_url: str, field_name: str, give_up: float
 ) -> None:
@@ -382,6 +369,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     from elt_platform.sandbox.ident.cluster import PostgresCluster
     from elt_platform.sandbox.ident.generator import generate, load
     from elt_platform.services import sql_server
+    from elt_platform.services.postgres import free_port
     from elt_platform.sources.ident.manifest import load_manifest
 
     rng = random.Random(opts.seed)
@@ -441,7 +429,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
                 "extra": {"requests_per_second": AMOCRM_RATE},
             }
         )
-        profile = Profile.from_env(port=opts.port or _free_port())
+        profile = Profile.from_env(port=opts.port or free_port())
         env = profile.env()
         ensure_admin_password(profile.passwords_file)
         migrate(env, logs / "airflow-migrate.log")
@@ -470,7 +458,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         # -- phase 2 ------------------------------------------------------------------------------------
         # As `make airflow`: the embedded SQL server (a warm Spark Thrift server) serves every task's dbt.
         env["ELT_SQL_SERVER"] = opts.sql_server
-        env |= stack.enter_context(sql_server.serving(env, sys.stdout, port=_free_port())).env
+        env |= stack.enter_context(sql_server.serving(env, sys.stdout, port=free_port())).env
         airflow = AirflowStack(profile, env=env, out=sys.stdout)
         stack.callback(airflow.stop)
         airflow.start()

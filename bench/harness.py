@@ -1,6 +1,7 @@
 """What every benchmark here does the same way: an isolated ``ELT_HOME``, child processes, RSS, results.
 
-Imported by the scripts as ``bench.harness`` once they have put the repository root on ``sys.path``.
+Imported by the scripts (run as ``python bench/<name>.py``) as their sibling ``harness``; importing it puts
+the repository root and ``plugins/`` on ``sys.path``, as the Makefile's ``PYTHONPATH`` does.
 Stdlib only, because the RSS probe runs in a process that must stay small.
 
 - :func:`temporary_home`: a fresh ``ELT_HOME`` with every :data:`LOCATION_VARIABLES` dropped, so that a
@@ -31,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH, wherever a script runs from
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 #: Variables that would point the platform somewhere other than ``ELT_HOME``: the lakehouse (see
 #: ``elt_platform/config.py``), the 1C exchange folder and the state store. ``tests/conftest.py`` keeps

@@ -78,12 +78,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-for _path in (REPO_ROOT / "plugins", REPO_ROOT):  # as the Makefile's PYTHONPATH, wherever this is run from
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from bench.harness import (  # noqa: E402  (importable once the repository root is on sys.path)
+from harness import (  # the sibling script: puts the repository on sys.path
+    REPO_ROOT,
     RESULTS_DIR,
     mark_targets,
     percentile,

@@ -186,14 +186,12 @@ def _build_through_the_sql_server() -> str:
     local Spark Thrift server in its own JVM, over the same catalog). Returns the target dbt used."""
     import json
     import os
-    import socket
 
     from elt_platform.config import PlatformConfig
     from elt_platform.services import sql_server
+    from elt_platform.services.postgres import free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "ELT_SQL_SERVER": "on"}
     env.pop("DBT_TARGET", None)
     with sql_server.serving(env, port=port) as sql, pytest.MonkeyPatch.context() as mp:

@@ -181,9 +181,9 @@ def _build(*, incremental: bool) -> None:
         build_layer(domain, layer, None, None)
 
 
-def _build_through_the_sql_server() -> str:
+def _build_through_the_sql_server() -> dict:
     """The fast path as ``make airflow`` runs it: dbt's ``prod`` target on the embedded SQL server (a
-    local Spark Thrift server in its own JVM, over the same catalog). Returns the target dbt used."""
+    local Spark Thrift server in its own JVM, over the same catalog). Returns dbt's run results."""
     import json
     import os
 
@@ -200,7 +200,7 @@ def _build_through_the_sql_server() -> str:
         _build(incremental=True)
         assert sql.failure() is None
     results = PlatformConfig.from_env().home / "dbt" / "target" / "run_results.json"
-    return json.loads(results.read_text())["args"]["target"]
+    return json.loads(results.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def builds(monkeypatch_module):
         _build(incremental=False)
         _write("receptions", MICRO_BATCH, DAY + timedelta(days=1), "test-micro")
         reason = full_rebuild_reason()
-        target = _build_through_the_sql_server()
+        fast_results = _build_through_the_sql_server()
         merged = _added_records()
         incremental = _snapshot()
         _build(incremental=False)
@@ -226,7 +226,7 @@ def builds(monkeypatch_module):
             "incremental": incremental,
             "full": full,
             "merged": merged,
-            "target": target,
+            "fast_results": fast_results,
         }
     finally:
         _empty_bronze()
@@ -246,7 +246,17 @@ def test_the_check_allows_the_fast_path_after_a_micro_batch_only(builds):
 
 
 def test_the_fast_path_ran_on_the_sql_server(builds):
-    assert builds["target"] == "prod"
+    assert builds["fast_results"]["args"]["target"] == "prod"
+
+
+def test_the_fast_path_builds_the_chain_models_and_no_data_test(builds):
+    """Data tests scan whole tables: they run with the full builds, not with each micro-batch."""
+    from elt_platform.registry import registry
+
+    fast = registry().domains["clinic"].incremental
+    assert fast is not None
+    nodes = sorted(result["unique_id"] for result in builds["fast_results"]["results"])
+    assert nodes == sorted(f"model.elt_platform.{name}" for name in (*fast.silver, *fast.gold))
 
 
 @pytest.mark.parametrize("table", CHAIN)

@@ -350,12 +350,16 @@ def test_the_fast_path_is_one_dbt_invocation_by_the_silver_task(monkeypatch):
         invocations[0].index("--select") + 1 : invocations[0].index("--exclude-resource-type")
     ]
     assert selected == [*fast.silver, *fast.gold] and "--full-refresh" not in invocations[0]
+    # The fast path's models only; the full builds run the data tests.
+    excluded = invocations[0][invocations[0].index("--exclude-resource-type") + 1 :]
+    assert excluded == ["unit_test", "test"]
 
     invocations.clear()
     full = {**work, "incremental": False}
     runs_transform.build("clinic", "silver", full)
     runs_transform.build("clinic", "gold", full)
     assert len(invocations) == 2 and all("--full-refresh" in args for args in invocations)
+    assert all(args[args.index("--exclude-resource-type") + 1 :] == ["unit_test"] for args in invocations)
 
 
 def test_a_micro_batch_polled_every_30_seconds_runs_on_a_trigger_timetable():

@@ -552,24 +552,61 @@ class BackfillWindow:
         return (self.last_day - self.first_day).days + 1
 
 
+def _complete_through(schedule: str | timedelta, now: datetime) -> date:
+    """The last day whose every data interval of ``schedule`` had ended at ``now``: the day before the
+    one the latest ended interval ends on (a cron data-interval timetable, as the scheduler computes it;
+    a micro-batch's points in time: the day before ``now``)."""
+    if isinstance(schedule, timedelta):
+        return now.astimezone(UTC).date() - timedelta(days=1)
+    import pendulum
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    latest = CronDataIntervalTimetable(schedule, timezone="UTC").infer_manual_data_interval(
+        run_after=pendulum.instance(now.astimezone(UTC))
+    )
+    return latest.end.date() - timedelta(days=1)
+
+
+def last_complete_day(dag_id: str | None = None, *, now: datetime | None = None) -> date:
+    """The last day interval extract ``dag_id`` can be backfilled for at ``now`` (default: the last day
+    every interval extract can be).
+
+    A day is complete when its data interval has ended, not at midnight: ``extract_alaqan`` runs at
+    02:00 UTC for the 24 hours before, so at 01:00 UTC on the 2nd the last complete day is the 30th, and
+    Airflow creates no backfill run for the 1st.
+
+    Raises:
+        BackfillError: ``dag_id`` is not an interval extract.
+    """
+    from elt_platform.registry import registry
+
+    schedules = {e.dag_id: e.schedule for _, e in registry().extracts() if e.kind == "interval"}
+    if dag_id is not None and dag_id not in schedules:
+        raise BackfillError(f"{dag_id!r} is not a backfillable DAG; interval extracts: {sorted(schedules)}")
+    now = now or datetime.now(UTC)
+    wanted = [dag_id] if dag_id is not None else sorted(schedules)
+    return min(_complete_through(schedules[d], now) for d in wanted)
+
+
 def backfill_window(
     dag_id: str,
     first_day: date | str,
     last_day: date | str,
     *,
     max_active_runs: int,
-    today: date | None = None,
+    now: datetime | None = None,
 ) -> BackfillWindow:
-    """Check a backfill request against the registry; days are inclusive and must have ended.
+    """Check a backfill request against the registry; days are inclusive and must be complete
+    (:func:`last_complete_day`).
 
     Raises:
-        BackfillError: unknown or non-interval DAG, malformed or inverted dates, a day not over yet,
+        BackfillError: unknown or non-interval DAG, malformed or inverted dates, a day not complete yet,
             ``max_active_runs`` < 1.
     """
     from elt_platform.registry import registry
 
     reg = registry()
-    interval = {e.dag_id: s for s, e in reg.extracts() if e.kind == "interval"}
+    interval = {e.dag_id: (s, e) for s, e in reg.extracts() if e.kind == "interval"}
     if dag_id not in interval:
         raise BackfillError(f"{dag_id!r} is not a backfillable DAG; interval extracts: {sorted(interval)}")
     try:
@@ -577,16 +614,18 @@ def backfill_window(
         last = last_day if isinstance(last_day, date) else date.fromisoformat(last_day)
     except ValueError:
         raise BackfillError(f"dates must be YYYY-MM-DD, got FROM={first_day!r} TO={last_day!r}") from None
-    today = today or datetime.now(UTC).date()
+    now = now or datetime.now(UTC)
     if last < first:
         raise BackfillError(f"TO {last} is before FROM {first}")
-    if last >= today:
+    complete = last_complete_day(dag_id, now=now)
+    if last > complete:
         raise BackfillError(
-            f"TO {last} has not ended yet (UTC today is {today}); the last day is {today - timedelta(days=1)}"
+            f"TO {last} is not complete yet for {dag_id} (schedule {interval[dag_id][1].schedule} UTC: "
+            f"its run for that day has not come); the last complete day is {complete}"
         )
     if max_active_runs < 1:
         raise BackfillError(f"max active runs must be at least 1, got {max_active_runs}")
-    source = interval[dag_id]
+    source = interval[dag_id][0]
     domains = tuple(d.name for d in reg.domains_of(source.name))
     return BackfillWindow(dag_id, first, last, tuple(f"transform_{d}" for d in domains), domains)
 

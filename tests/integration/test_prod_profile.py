@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -124,7 +124,10 @@ def prod_run() -> Iterator[dict]:
     env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARIABLES and not k.startswith("AIRFLOW")}
     env.pop("ELT_HOME", None)
     env["ELT_ENV_FILE"] = str(env_file)
-    last = (datetime.now(UTC) - timedelta(days=1)).date()
+    from elt_platform.airflow_local import last_complete_day
+
+    # The last day every daily extract has run for (yesterday only after 03:00 UTC).
+    last = last_complete_day()
     command = [sys.executable, "-m", "elt_platform.cli", "prod-local", "run", "--days", "1"]
     command += ["--end", last.isoformat(), "--employees", str(EMPLOYEES), "--timeout", str(BUDGET_S)]
     began = time.monotonic()

@@ -23,11 +23,13 @@ from elt_platform.airflow_local import (
     backfill_window,
     embedded_parallelism,
     ensure_admin_password,
+    last_complete_day,
     stop_processes,
 )
 from elt_platform.config import REPO_ROOT
 
-TODAY = date(2025, 3, 10)
+#: Noon UTC: every daily extract (02:00, 02:30, 03:00 UTC) has run for the 9th.
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -196,7 +198,7 @@ def test_leaving_the_stack_stops_every_component(profile: Profile, monkeypatch: 
 
 
 def test_days_are_inclusive_and_cover_each_logical_date():
-    window = backfill_window("extract_alaqan", "2025-03-03", "2025-03-06", max_active_runs=2, today=TODAY)
+    window = backfill_window("extract_alaqan", "2025-03-03", "2025-03-06", max_active_runs=2, now=NOW)
     assert window.days == 4
     assert window.from_date == datetime(2025, 3, 3, tzinfo=UTC)
     assert window.to_date == datetime(2025, 3, 6, 23, 59, 59, tzinfo=UTC)
@@ -210,14 +212,50 @@ def test_days_are_inclusive_and_cover_each_logical_date():
         ("extract_onec", "2025-03-03", "2025-03-04", 2, "not a backfillable DAG"),
         ("extract_alaqan", "2025-3-3x", "2025-03-04", 2, "dates must be YYYY-MM-DD"),
         ("extract_alaqan", "2025-03-06", "2025-03-03", 2, "is before FROM"),
-        ("extract_alaqan", "2025-03-08", "2025-03-10", 2, "has not ended yet"),
+        (
+            "extract_alaqan",
+            "2025-03-08",
+            "2025-03-10",
+            2,
+            "not complete yet .* last complete day is 2025-03-09",
+        ),
         ("extract_alaqan", "2025-03-03", "2025-03-04", 0, "at least 1"),
     ],
 )
 def test_bad_requests_fail_with_one_line(dag_id, first, last, runs, message):
     with pytest.raises(BackfillError, match=message) as error:
-        backfill_window(dag_id, first, last, max_active_runs=runs, today=TODAY)
+        backfill_window(dag_id, first, last, max_active_runs=runs, now=NOW)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "now", "expected"),
+    [
+        # extract_alaqan runs at 02:00 UTC for the 24 hours before: the 9th is complete at 02:00 on the 10th.
+        ("extract_alaqan", datetime(2025, 3, 10, 1, 59, tzinfo=UTC), date(2025, 3, 8)),
+        ("extract_alaqan", datetime(2025, 3, 10, 2, 0, 1, tzinfo=UTC), date(2025, 3, 9)),
+        ("extract_amocrm", datetime(2025, 3, 10, 2, 29, tzinfo=UTC), date(2025, 3, 8)),
+        ("extract_amocrm", datetime(2025, 3, 10, 2, 31, tzinfo=UTC), date(2025, 3, 9)),
+        # The micro-batch's runs are points in time: the 9th is over at midnight.
+        ("extract_ident_receptions", datetime(2025, 3, 10, 0, 1, tzinfo=UTC), date(2025, 3, 9)),
+        # Every source: extract_ident (03:00) is the last to run.
+        (None, datetime(2025, 3, 10, 2, 45, tzinfo=UTC), date(2025, 3, 8)),
+        (None, datetime(2025, 3, 10, 3, 0, 1, tzinfo=UTC), date(2025, 3, 9)),
+    ],
+)
+def test_a_day_is_complete_once_its_daily_run_has_come(dag_id, now, expected):
+    assert last_complete_day(dag_id, now=now) == expected
+
+
+def test_a_backfill_of_a_day_whose_run_has_not_come_fails_in_one_line():
+    """At 01:13 UTC Airflow creates no run for yesterday of a DAG scheduled at 02:00: say so up front."""
+    early = datetime(2025, 3, 10, 1, 13, tzinfo=UTC)
+    with pytest.raises(BackfillError, match="TO 2025-03-09 is not complete yet") as error:
+        backfill_window("extract_alaqan", "2025-03-09", "2025-03-09", max_active_runs=1, now=early)
+    assert "last complete day is 2025-03-08" in str(error.value) and "\n" not in str(error.value)
+    assert (
+        backfill_window("extract_alaqan", "2025-03-08", "2025-03-08", max_active_runs=1, now=early).days == 1
+    )
 
 
 def test_backfill_command_reports_bad_input_in_one_line(capsys):

@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     env_file = load_profile_env(args.env_file)
-    from elt_platform.airflow_local import AirflowStack, _sigterm_as_interrupt
+    from elt_platform.airflow_local import AirflowStack, _sigterm_as_interrupt, last_complete_day
     from elt_platform.cli import print_summary, start_sandboxes
     from elt_platform.registry import registry
     from elt_platform.sandbox.launch import SandboxOptions
@@ -286,9 +286,20 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"✘ {exc}", file=sys.stderr)
         return 2
-    last = (
-        (datetime.now(UTC) - timedelta(days=1)).date() if args.end is None else date.fromisoformat(args.end)
-    )
+    # By default the last day every source's daily run has covered: at 01:00 UTC yesterday's runs (02:00,
+    # 02:30, 03:00 UTC) have not come yet, and Airflow would create no backfill run for it.
+    complete = last_complete_day()
+    try:
+        last = complete if args.end is None else date.fromisoformat(args.end)
+    except ValueError:
+        print(f"✘ --end must be YYYY-MM-DD, got {args.end!r}", file=sys.stderr)
+        return 2
+    if last > complete:
+        print(
+            f"✘ --end {last} is not complete yet: the last day every daily run has covered is {complete}",
+            file=sys.stderr,
+        )
+        return 2
     first = last - timedelta(days=args.days - 1)
     logs = settings.home / "logs" / f"prod-local-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     logs.mkdir(parents=True, exist_ok=True)
@@ -381,6 +392,9 @@ def register(subparsers) -> None:
         command.set_defaults(func=func)
         if name == "run":
             command.add_argument("--days", type=int, default=1, help="days of the window (default 1)")
-            command.add_argument("--end", help="last day of the window, inclusive (default yesterday, UTC)")
+            command.add_argument(
+                "--end",
+                help="last day of the window, inclusive (default: the last day all daily runs have covered)",
+            )
             command.add_argument("--employees", type=int, default=300, help="size of the Alaqan sandbox")
             command.add_argument("--timeout", type=float, default=2400, help="seconds to wait for each phase")

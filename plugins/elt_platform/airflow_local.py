@@ -553,17 +553,16 @@ class BackfillWindow:
 
 
 def _complete_through(schedule: str | timedelta, now: datetime) -> date:
-    """The last day whose every data interval of ``schedule`` had ended at ``now``: the day before the
-    one the latest ended interval ends on (a cron data-interval timetable, as the scheduler computes it;
-    a micro-batch's points in time: the day before ``now``)."""
-    if isinstance(schedule, timedelta):
-        return now.astimezone(UTC).date() - timedelta(days=1)
+    """The last day whose every data interval of an extract scheduled ``schedule`` had ended at ``now``:
+    the day before the one its latest ended interval ends on, asked of the DAG's own timetable as the
+    scheduler evaluates it (a micro-batch's interval is the point ``now``)."""
     import pendulum
-    from airflow.timetables.interval import CronDataIntervalTimetable
+    from airflow.serialization.encoders import coerce_to_core_timetable
 
-    latest = CronDataIntervalTimetable(schedule, timezone="UTC").infer_manual_data_interval(
-        run_after=pendulum.instance(now.astimezone(UTC))
-    )
+    from elt_platform.dag_factory import extract_timetable
+
+    timetable = coerce_to_core_timetable(extract_timetable(schedule))
+    latest = timetable.infer_manual_data_interval(run_after=pendulum.instance(now.astimezone(UTC)))
     return latest.end.date() - timedelta(days=1)
 
 

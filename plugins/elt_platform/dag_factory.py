@@ -80,7 +80,8 @@ def _manual_interval(context) -> tuple[date, date] | None:
     return _requested_interval(context)
 
 
-def _extract_timetable(schedule: str | timedelta) -> CronDataIntervalTimetable | DeltaTriggerTimetable:
+def extract_timetable(schedule: str | timedelta) -> CronDataIntervalTimetable | DeltaTriggerTimetable:
+    """The timetable of an interval extract's DAG: a UTC cron data-interval, or a micro-batch's period."""
     if isinstance(schedule, timedelta):
         return DeltaTriggerTimetable(schedule)
     return CronDataIntervalTimetable(schedule, timezone="UTC")
@@ -105,7 +106,7 @@ def build_extract_dag(source: Source, extract: Extract) -> DAG:
         # as backfills expect; a micro-batch polled every N seconds: a trigger timetable (a point in
         # time: its run loads the day before, see intervals.resolve_interval). Package kind: each run
         # loads whatever is waiting.
-        schedule=_extract_timetable(extract.schedule) if interval else extract.schedule,
+        schedule=extract_timetable(extract.schedule) if interval else extract.schedule,
         start_date=source.start_date,
         catchup=False,
         max_active_runs=extract.max_active_runs,
